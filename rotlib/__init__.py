@@ -1,0 +1,15 @@
+"""rotlib: self-supervised learning by predicting image rotations (Gidaris et al., ICLR 2018).
+
+A thin helper package for the RotNet notebook series; see README.md.
+"""
+from .rotations import ROTATION_SETS, random_rotation, rotate, rotate_batch, rotate_by_angle, rotation_angles
+from .models import ConvClassifier, LinearClassifier, NetworkInNetwork, NonLinearClassifier, count_parameters
+from .data import DatasetNotFoundError, ImageData, load_dataset
+from .train import CheckpointMismatchError, TrainConfig, fit, pick_device
+from .profiles import Profile, get_profile
+
+__all__ = ["ROTATION_SETS", "rotate", "rotate_batch", "rotate_by_angle", "random_rotation", "rotation_angles",
+           "NetworkInNetwork", "LinearClassifier", "NonLinearClassifier", "ConvClassifier", "count_parameters",
+           "DatasetNotFoundError", "ImageData", "load_dataset", "CheckpointMismatchError", "TrainConfig", "fit",
+           "pick_device", "Profile", "get_profile"]
+__version__ = "0.1.0"

@@ -1,0 +1,98 @@
+"""Command line: ``python -m rotlib {train,evaluate,reproduce} ...`` (same code as the notebooks)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import experiments as E
+from .profiles import PROFILES, get_profile
+from .rotations import ROTATION_SETS
+
+
+def _profile(args):
+    changes = {k: v for k, v in {"width": args.width, "num_blocks": args.blocks, "rotnet_epochs": args.epochs,
+                                 "n_train": args.n_train}.items() if v is not None}
+    return get_profile(args.profile, args.dataset, args.device, **changes)
+
+
+def _write(result: dict, path: str | None, default: str) -> Path:
+    out = Path(path or default)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    return out
+
+
+def cmd_train(args) -> dict:
+    profile = _profile(args)
+    t0 = time.time()
+    model = E.train_rotnet(profile, args.rotations, seed=args.seed)
+    train_s = time.time() - t0
+    acc = E.rotation_accuracy(model, profile, args.rotations)
+    result = {"profile": profile.as_dict(), "rotations": args.rotations, "seed": args.seed,
+              "rotation_accuracy": acc, "seconds": round(train_s, 1), "cache_key": model.cache_key,
+              "n_test": len(E.load_split(profile, "test"))}
+    print(f"RotNet [{profile.name}, {profile.dataset}, rotations {args.rotations}]: rotation accuracy "
+          f"{acc:.2f}% on {result['n_test']} test images (x{len(ROTATION_SETS[E.canonical_rotation_set(args.rotations)])} "
+          f"rotations); train/load time {train_s:.0f} s")
+    _write(result, args.out, f"results/train-{profile.name}-{profile.dataset.split(':')[0]}.json")
+    return result
+
+
+def cmd_evaluate(args) -> dict:
+    profile = _profile(args)
+    model = E.train_rotnet(profile, args.rotations, seed=args.seed)
+    rnd = E.random_init(profile, seed=args.seed)
+    rot_acc = E.probe_blocks(model, profile, classifier=args.classifier, per_class=args.per_class)
+    rnd_acc = E.probe_blocks(rnd, profile, classifier=args.classifier, per_class=args.per_class)
+    print(f"{args.classifier} classifier on frozen features, test accuracy (%), "
+          f"{'all' if args.per_class is None else args.per_class} labels per class:")
+    print(f"{'block':8s}{'RotNet':>10s}{'random init':>14s}{'gap':>8s}")
+    for b in model.block_names:
+        print(f"{b:8s}{rot_acc[b]:10.2f}{rnd_acc[b]:14.2f}{rot_acc[b] - rnd_acc[b]:8.2f}")
+    result = {"profile": profile.as_dict(), "classifier": args.classifier, "per_class": args.per_class,
+              "rotnet": rot_acc, "random_init": rnd_acc}
+    _write(result, args.out, f"results/evaluate-{profile.name}-{profile.dataset.split(':')[0]}.json")
+    return result
+
+
+def cmd_reproduce(args) -> dict:
+    from .reproduce import reproduce
+    return reproduce(_profile(args), out_dir=Path(args.out or "results"), seed=args.seed)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rotlib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, fn, hlp in [("train", cmd_train, "train (or load from the cache) a RotNet and report its rotation accuracy"),
+                          ("evaluate", cmd_evaluate, "frozen-feature accuracy per block, RotNet vs random init"),
+                          ("reproduce", cmd_reproduce, "the paper's Tables 1-3 into results/ (JSON + markdown)")]:
+        p = sub.add_parser(name, help=hlp)
+        p.set_defaults(fn=fn)
+        p.add_argument("--dataset", help="fashion-mnist, cifar10 or folder:PATH (default: the profile's)")
+        p.add_argument("--profile", choices=list(PROFILES), default=None, help="quick (CPU) or paper (GPU)")
+        p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+        p.add_argument("--rotations", default="4", help=f"rotation set: {', '.join(ROTATION_SETS)}")
+        p.add_argument("--epochs", type=int, help="RotNet epochs (default: the profile's)")
+        p.add_argument("--width", type=int, help="NIN width (192 in the paper)")
+        p.add_argument("--blocks", type=int, help="number of NIN blocks (3, 4 or 5)")
+        p.add_argument("--n-train", dest="n_train", type=int, help="use a random subset of this many training images")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--out", help="where to write the JSON (reproduce: a folder)")
+        if name == "evaluate":
+            p.add_argument("--classifier", choices=["linear", "nonlinear", "conv"], default="nonlinear")
+            p.add_argument("--per-class", dest="per_class", type=int, help="labelled images per class (default: all)")
+    args = parser.parse_args(argv)
+    try:
+        args.fn(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The paper's experiments as cached functions of a profile.
+
+Notebooks and the command line call these; each trained model and each
+result is cached by its full configuration (see :mod:`rotlib.cache`), so
+notebook 3 reuses the RotNet notebook 2 trained, and re-running a notebook
+loads instead of retraining.
+"""
+from __future__ import annotations
+
+import math
+import os
+from functools import lru_cache
+
+import torch
+
+from . import data as D
+from .cache import cached_json, cached_model
+from .evaluate import accuracy, confusion_matrix, extract_features, predict
+from .models import NetworkInNetwork, Probe, make_classifier
+from .profiles import Profile
+from .rotations import canonical_rotation_set, rotation_angles
+from .train import ClassificationTask, RotationTask, TensorData, TrainConfig, fit, set_seed
+
+
+@lru_cache(maxsize=8)
+def _load(dataset: str, split: str, n: int | None, root: str | None) -> D.ImageData:
+    return D.random_subset(D.load_dataset(dataset, split, root), n, seed=0)
+
+
+def load_split(profile: Profile, split: str = "train") -> D.ImageData:
+    """The profile's training or test images (a fixed random subset of ``n_train``/``n_test`` images)."""
+    n = profile.n_train if split == "train" else profile.n_test
+    return _load(profile.dataset, split, n, os.environ.get("ROTLIB_DATA"))
+
+
+def labelled_subset(profile: Profile, per_class: int | None) -> D.ImageData:
+    """The first ``per_class`` training images of each class (the paper's semi-supervised split); None: all."""
+    return D.first_per_class(load_split(profile, "train"), per_class)
+
+
+def _epochs_for(n: int, batch_size: int, epochs: int, min_steps: int) -> int:
+    steps_per_epoch = max(1, n // batch_size)
+    return max(epochs, math.ceil(min_steps / steps_per_epoch))
+
+
+def _data_config(profile: Profile) -> dict:
+    return {"dataset": profile.dataset, "n_train": profile.n_train, "augment": profile.augment}
+
+
+def build_network(profile: Profile, num_classes: int) -> NetworkInNetwork:
+    channels = load_split(profile, "train").shape[0]
+    return NetworkInNetwork(profile.num_blocks, profile.width, channels, num_classes)
+
+
+# ---------------------------------------------------------------- networks
+def train_rotnet(profile: Profile, rotations: str = "4", mode: str = "all", seed: int = 0,
+                 epochs: int | None = None, progress: bool = True) -> NetworkInNetwork:
+    """A RotNet trained on the pretext task (cached).
+
+    ``mode="all"``: each batch holds ``batch_size`` images in all K rotations.
+    ``mode="random"``: each batch holds ``batch_size*K`` images with one random
+    rotation each, for K times the epochs: the same number of gradient steps
+    and of rotated images per step, so only the pairing differs.
+    """
+    rotations = canonical_rotation_set(rotations)
+    k = len(rotation_angles(rotations))
+    epochs = epochs or profile.rotnet_epochs
+    batch = profile.batch_size if mode == "all" else profile.batch_size * k
+    cfg = TrainConfig(epochs=epochs if mode == "all" else epochs * k, batch_size=batch, lr=profile.lr,
+                      milestones=profile.rotnet_milestones, seed=seed, precision=profile.precision)
+    config = {"kind": "rotnet", "rotations": rotations, "mode": mode, "seed": seed, "blocks": profile.num_blocks,
+              "width": profile.width, **_data_config(profile), "train": cfg.__dict__}
+    data = load_split(profile, "train")
+
+    def build():
+        set_seed(seed)
+        return build_network(profile, k)
+
+    def train(model, ckpt):
+        task = RotationTask(data.normalize, rotations, mode, augment=profile.augment)
+        return fit(model, data, task, cfg, ckpt, profile.device, desc=f"RotNet[{rotations},{mode}]", progress=progress)
+
+    return cached_model(f"rotnet-{profile.dataset}", config, build, train)
+
+
+def train_supervised(profile: Profile, per_class: int | None = None, seed: int = 0,
+                     progress: bool = True) -> NetworkInNetwork:
+    """The same architecture trained from scratch with labels (cached): Table 3's upper bound, Fig. 5's baseline."""
+    data = labelled_subset(profile, per_class)
+    epochs = _epochs_for(len(data), profile.batch_size, profile.supervised_epochs, profile.min_steps)
+    cfg = TrainConfig(epochs=epochs, batch_size=min(profile.batch_size, len(data)), lr=profile.lr,
+                      milestones=profile.rotnet_milestones, seed=seed, precision=profile.precision)
+    config = {"kind": "supervised", "per_class": per_class, "seed": seed, "blocks": profile.num_blocks,
+              "width": profile.width, **_data_config(profile), "train": cfg.__dict__}
+
+    def build():
+        set_seed(seed)
+        return build_network(profile, len(data.classes))
+
+    def train(model, ckpt):
+        task = ClassificationTask(data.normalize, augment=profile.augment)
+        return fit(model, data, task, cfg, ckpt, profile.device, desc=f"supervised[{per_class or 'all'}/class]",
+                   progress=progress)
+
+    return cached_model(f"supervised-{profile.dataset}", config, build, train)
+
+
+def random_init(profile: Profile, seed: int = 0, num_classes: int = 4) -> NetworkInNetwork:
+    """An untrained network with the official initialisation: the random-features baseline."""
+    set_seed(seed)
+    model = build_network(profile, num_classes).eval()
+    model.cache_key = f"random-init-{profile.dataset}-w{profile.width}-b{profile.num_blocks}-s{seed}"
+    model.history = {}
+    return model
+
+
+# ---------------------------------------------------------------- evaluation
+def rotation_predictions(model: NetworkInNetwork, profile: Profile, rotations: str = "4"):
+    """Logits and true rotation labels on the test split."""
+    test = load_split(profile, "test")
+    return predict(model, test, RotationTask(test.normalize, rotations), device=profile.device,
+                   precision=profile.precision)
+
+
+def rotation_accuracy(model: NetworkInNetwork, profile: Profile, rotations: str = "4") -> float:
+    """Pretext accuracy (%) on the test split, every test image in every rotation (cached)."""
+    def compute():
+        logits, y = rotation_predictions(model, profile, rotations)
+        return 100.0 * (logits.argmax(1) == y).float().mean().item()
+    key = {"model": model.cache_key, "rotations": canonical_rotation_set(rotations), "n_test": profile.n_test}
+    return cached_json("rotacc", key, compute)
+
+
+def rotation_confusion(model: NetworkInNetwork, profile: Profile, rotations: str = "4") -> torch.Tensor:
+    logits, y = rotation_predictions(model, profile, rotations)
+    return confusion_matrix(logits, y, len(rotation_angles(rotations)))
+
+
+def _head_config(profile: Profile, n: int) -> TrainConfig:
+    epochs = _epochs_for(n, profile.classifier_batch_size, profile.classifier_epochs, profile.min_steps)
+    return TrainConfig(epochs=epochs, batch_size=min(profile.classifier_batch_size, n), lr=profile.lr,
+                       milestones=profile.classifier_milestones, precision=profile.precision)
+
+
+def probe_blocks(backbone: NetworkInNetwork, profile: Profile, blocks: list[str] | None = None,
+                 classifier: str = "nonlinear", per_class: int | None = None, seed: int = 0,
+                 progress: bool = True) -> dict[str, float]:
+    """Test accuracy (%) of a classifier trained on each block's frozen features (Tables 1 and 3, Fig. 5).
+
+    The backbone is never updated. With ``profile.precompute_features`` the
+    features are computed once and the classifiers train on them; otherwise
+    (augmented training, the paper profile) they are computed per batch.
+    """
+    blocks = list(blocks or backbone.block_names)
+    train_data, test = labelled_subset(profile, per_class), load_split(profile, "test")
+    cfg = _head_config(profile, len(train_data))
+    key = {"backbone": backbone.cache_key, "blocks": blocks, "classifier": classifier, "per_class": per_class,
+           "seed": seed, **_data_config(profile), "n_test": profile.n_test, "train": cfg.__dict__}
+
+    def compute():
+        results = {}
+        feats = {}
+        if profile.precompute_features:
+            feats = {s: extract_features(backbone, d, d.normalize, blocks, device=profile.device,
+                                         precision=profile.precision) for s, d in (("train", train_data), ("test", test))}
+        for block in blocks:
+            set_seed(seed)
+            if profile.precompute_features:
+                head = make_classifier(classifier, tuple(feats["train"][block].shape[1:]), len(train_data.classes))
+                fit(head, TensorData(feats["train"][block], train_data.labels), ClassificationTask(), cfg,
+                    device=profile.device, desc=f"{classifier} on {block}", progress=progress)
+                results[block] = accuracy(head, TensorData(feats["test"][block], test.labels), ClassificationTask(),
+                                          device=profile.device, precision=profile.precision)
+            else:
+                shape = backbone(torch.zeros(1, *train_data.shape), out_feat_keys=[block])[0].shape[1:]
+                model = Probe(backbone, block, make_classifier(classifier, tuple(shape), len(train_data.classes)))
+                fit(model, train_data, ClassificationTask(train_data.normalize, augment=profile.augment), cfg,
+                    device=profile.device, desc=f"{classifier} on {block}", progress=progress)
+                results[block] = accuracy(model, test, ClassificationTask(test.normalize), device=profile.device,
+                                          precision=profile.precision)
+        return results
+
+    return cached_json("probe", key, compute)
+
+
+def probe(backbone, profile, block="conv2", classifier="nonlinear", per_class=None, seed=0, progress=True) -> float:
+    """Test accuracy (%) of one classifier on one frozen block (cached)."""
+    return probe_blocks(backbone, profile, [block], classifier, per_class, seed, progress)[block]
+
+
+def supervised_accuracy(model: NetworkInNetwork, profile: Profile) -> float:
+    """Test accuracy (%) of a network trained with labels, end to end (cached)."""
+    test = load_split(profile, "test")
+    return cached_json("supacc", {"model": model.cache_key, "n_test": profile.n_test},
+                       lambda: accuracy(model, test, ClassificationTask(test.normalize), device=profile.device,
+                                        precision=profile.precision))

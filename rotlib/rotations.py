@@ -1,0 +1,114 @@
+"""The pretext task's transformations (paper, Sec. 2.2).
+
+RotNet rotates every image by a multiple of 90 degrees and asks a network
+to say which rotation was applied. Multiples of 90 degrees are computed by
+flipping and transposing the pixel grid, which is exact: no interpolation,
+so no low-level artifact can give the rotation away. The 8-rotation set
+(45-degree steps, Table 2) needs interpolation for the odd multiples; those
+images get blurred pixels and black corners, a cue the paper avoids.
+"""
+from __future__ import annotations
+
+import torch
+import torchvision.transforms.functional as TF
+
+# Named rotation sets of Table 2: name -> angles in degrees (counter-clockwise).
+ROTATION_SETS: dict[str, tuple[int, ...]] = {
+    "4": (0, 90, 180, 270),
+    "8": (0, 45, 90, 135, 180, 225, 270, 315),
+    "2-0/180": (0, 180),
+    "2-90/270": (90, 270),
+}
+_ALIASES = {"2": "2-0/180", "0/180": "2-0/180", "90/270": "2-90/270"}
+
+
+def rotation_angles(rotations: str | int = "4") -> tuple[int, ...]:
+    """Angles (degrees) of a named rotation set; raises a helpful error for unknown names."""
+    name = _ALIASES.get(str(rotations), str(rotations))
+    if name not in ROTATION_SETS:
+        known = ", ".join(repr(n) for n in ROTATION_SETS)
+        raise ValueError(
+            f"unknown rotation set {rotations!r}; choose one of {known} "
+            f"(aliases: {', '.join(repr(a) for a in _ALIASES)})"
+        )
+    return ROTATION_SETS[name]
+
+
+def canonical_rotation_set(rotations: str | int = "4") -> str:
+    """The canonical name of a rotation set, e.g. "2" -> "2-0/180"."""
+    rotation_angles(rotations)
+    return _ALIASES.get(str(rotations), str(rotations))
+
+
+def _check_square(images: torch.Tensor) -> None:
+    if images.dim() < 2:
+        raise ValueError(f"expected a tensor of shape (..., H, W), got shape {tuple(images.shape)}")
+    h, w = images.shape[-2:]
+    if h != w:
+        raise ValueError(
+            f"exact rotation needs square images, got H={h}, W={w}: a 90-degree turn would "
+            "change the shape. Centre-crop first, e.g. rotlib.data.center_crop_square(images)."
+        )
+
+
+def rotate(images: torch.Tensor, k: int) -> torch.Tensor:
+    """Rotate (..., H, W) square images by k counter-clockwise quarter turns.
+
+    Uses only flips and a transpose, so pixels are moved, never interpolated.
+    Equal to ``torchvision.transforms.functional.rotate(images, 90 * k)``.
+    """
+    _check_square(images)
+    k = int(k) % 4
+    if k == 0:
+        return images
+    if k == 1:
+        return images.transpose(-2, -1).flip(-2)
+    if k == 2:
+        return images.flip(-2).flip(-1)
+    return images.transpose(-2, -1).flip(-1)
+
+
+def rotate_by_angle(images: torch.Tensor, degrees: float) -> torch.Tensor:
+    """Rotate by any angle counter-clockwise.
+
+    Multiples of 90 are exact (:func:`rotate`); other angles use bilinear
+    interpolation with zero fill, which blurs and leaves black corners: the
+    low-level artifacts that make the 8-rotation task easier to "cheat".
+    """
+    if float(degrees) % 90 == 0:
+        return rotate(images, int(degrees) // 90)
+    _check_square(images)
+    squeeze = images.dim() == 2
+    x = images.unsqueeze(0) if squeeze else images
+    dtype = x.dtype
+    out = TF.rotate(x.float() if not dtype.is_floating_point else x, float(degrees),
+                    interpolation=TF.InterpolationMode.BILINEAR)
+    if not dtype.is_floating_point:
+        out = out.round().clamp(0, 255).to(dtype)
+    return out.squeeze(0) if squeeze else out
+
+
+def rotate_batch(images: torch.Tensor, rotations: str | int = "4") -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image in every rotation of the named set (paper, Sec. 2.2).
+
+    ``images`` is (N, C, H, W). Returns ``(rotated, labels)`` with
+    ``rotated`` of shape (K*N, C, H, W), rotation-major: rows ``r*N .. r*N+N-1``
+    are all images rotated by the set's r-th angle, and ``labels[i]`` is that r.
+    """
+    angles = rotation_angles(rotations)
+    rotated = torch.cat([rotate_by_angle(images, a) for a in angles])
+    labels = torch.arange(len(angles), device=images.device).repeat_interleave(images.shape[0])
+    return rotated, labels
+
+
+def random_rotation(images: torch.Tensor, rotations: str | int = "4",
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random rotation of the set per image: the alternative the paper compares against."""
+    angles = rotation_angles(rotations)
+    labels = torch.randint(len(angles), (images.shape[0],), generator=generator).to(images.device)
+    out = images.clone()
+    for r, a in enumerate(angles):
+        mask = labels == r
+        if mask.any():
+            out[mask] = rotate_by_angle(images[mask], a)
+    return out, labels

@@ -1,0 +1,235 @@
+"""One plain PyTorch training loop for every model in the series.
+
+The same :func:`fit` trains the RotNet on the pretext task, classifiers on
+frozen features and the supervised baseline; a *task* turns a raw batch
+into (inputs, targets). SGD with Nesterov momentum and a step schedule
+shaped like the paper's (lr x0.2 at fixed fractions of training), progress
+bars, a checkpoint written atomically after every epoch, resume from it, and
+a clear stop when the loss becomes NaN.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import data as D
+from .rotations import random_rotation, rotate_batch, rotation_angles
+
+
+# ---------------------------------------------------------------- devices
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(preference: str | None = None) -> torch.device:
+    """``auto`` (default, or $ROTLIB_DEVICE): CUDA when present, else CPU."""
+    pref = preference or os.environ.get("ROTLIB_DEVICE", "auto")
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if pref.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {pref!r} requested but CUDA is not available; use --device cpu or auto")
+    return torch.device(pref)
+
+
+def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """Autocast dtype: bf16 on CUDA GPUs and CPUs that support it (``auto``), or None for fp32."""
+    if precision == "fp32":
+        return None
+    if precision not in ("auto", "bf16"):
+        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    return None
+
+
+# ---------------------------------------------------------------- tasks
+class ClassificationTask:
+    """Labels are the targets (supervised baseline, classifiers on images)."""
+
+    def __init__(self, normalize=None, augment: bool = False):
+        self.normalize, self.augment = normalize, augment
+
+    def __call__(self, images, labels, train: bool, generator=None):
+        if self.augment and train:
+            images = D.augment(images, generator=generator)
+        x = self.normalize(images) if self.normalize else images
+        return x, labels
+
+
+class RotationTask:
+    """The pretext task: targets are rotation indices (paper Sec. 2.2).
+
+    ``mode="all"``: every image in all K rotations in the same batch (the
+    paper's choice). ``mode="random"``: one random rotation per image.
+    """
+
+    def __init__(self, normalize, rotations: str = "4", mode: str = "all", augment: bool = False):
+        if mode not in ("all", "random"):
+            raise ValueError(f"mode must be 'all' or 'random', got {mode!r}")
+        rotation_angles(rotations)
+        self.normalize, self.rotations, self.mode, self.augment = normalize, rotations, mode, augment
+
+    def __call__(self, images, labels, train: bool, generator=None):
+        if self.augment and train:
+            images = D.augment(images, generator=generator)
+        x = self.normalize(images)
+        if self.mode == "all" or not train:
+            return rotate_batch(x, self.rotations)
+        return random_rotation(x, self.rotations, generator=generator)
+
+
+class TensorData:
+    """Precomputed inputs (e.g. frozen features) with labels, batched like :class:`rotlib.data.ImageData`."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return len(self.images)
+
+
+# ---------------------------------------------------------------- checkpoints
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint does not fit the model it is loaded into."""
+
+
+def save_atomic(obj, path) -> None:
+    """torch.save to a temporary file, then rename: an interruption never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def architecture(model: nn.Module) -> dict:
+    """What must match for weights to be reusable: class name, config and parameter shapes."""
+    return {"class": type(model).__name__, "config": getattr(model, "config", None),
+            "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}}
+
+
+def load_weights(model: nn.Module, checkpoint: dict, source="checkpoint") -> None:
+    """Load ``checkpoint["model"]`` after checking it was saved for this architecture."""
+    saved, mine = checkpoint.get("arch"), architecture(model)
+    if saved is not None and (saved["class"], saved["config"], saved["shapes"]) != (mine["class"], mine["config"], mine["shapes"]):
+        raise CheckpointMismatchError(
+            f"{source} was saved for {saved['class']}({saved['config']}) but the model is "
+            f"{mine['class']}({mine['config']}). Build the model with the checkpoint's settings, "
+            f"or delete {source} to train a new one."
+        )
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as err:
+        raise CheckpointMismatchError(f"{source} does not fit this model ({err}); build the model with the "
+                                      f"checkpoint's settings, or delete {source} to train a new one.") from None
+
+
+# ---------------------------------------------------------------- the loop
+@dataclass
+class TrainConfig:
+    """Optimisation settings. ``milestones`` are fractions of training where lr is multiplied by ``gamma``.
+
+    Paper, RotNet: 200 epochs, lr 0.1, x0.2 at epochs 60/120/160 -> milestones (0.3, 0.6, 0.8).
+    Paper, classifiers: 50 epochs, x0.2 at 20/40/45 -> milestones (0.4, 0.8, 0.9).
+    """
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    milestones: tuple[float, ...] = (0.3, 0.6, 0.8)
+    gamma: float = 0.2
+    seed: int = 0
+    precision: str = "auto"
+    channels_last: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        passed = sum(step >= round(m * total_steps) for m in self.milestones)
+        return self.lr * self.gamma ** passed
+
+
+def _prepare(x: torch.Tensor, device, channels_last: bool, non_blocking: bool = False):
+    x = x.to(device, non_blocking=non_blocking)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=None,
+        desc: str = "training", progress: bool = True, log=print) -> dict:
+    """Train ``model`` in place on ``task(batch)``; return the history (per-epoch and per-step).
+
+    With ``checkpoint`` (a path), the state is saved atomically after every
+    epoch and training resumes from it when it exists.
+    """
+    device = pick_device(device) if device is None or isinstance(device, str) else device
+    dtype = amp_dtype(device, cfg.precision)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(data) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    history = {"epoch_loss": [], "epoch_acc": [], "step_loss": [], "step_acc": [], "lr": []}
+    start = 0
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        load_weights(model, state, source=f"checkpoint {ckpt}")
+        opt.load_state_dict(state["optimizer"])
+        start, history = state["epoch"], state["history"]
+        log(f"{desc}: resuming from {ckpt} after epoch {start}/{cfg.epochs}")
+    pin = device.type == "cuda"
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        bar = tqdm(D.batches(data, cfg.batch_size, shuffle=True, generator=gen, drop_last=len(data) >= cfg.batch_size),
+                   total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        sum_loss = sum_correct = count = 0
+        for i, (images, labels) in enumerate(bar):
+            step = epoch * steps_per_epoch + i
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(step, total)
+            if pin:
+                images, labels = images.pin_memory(), labels.pin_memory()
+            images, labels = _prepare(images, device, False, pin), labels.to(device, non_blocking=pin)
+            x, y = task(images, labels, train=True, generator=gen)
+            x = _prepare(x, device, cfg.channels_last)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            if not torch.isfinite(loss):
+                where = f" The last good state is in {ckpt}." if ckpt else ""
+                raise FloatingPointError(
+                    f"{desc}: loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}. Lower the learning "
+                    f"rate (now {cfg.lr}), check the input normalisation, or try precision='fp32'.{where}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            correct = (logits.argmax(1) == y).sum().item()
+            sum_loss += loss.item() * len(y); sum_correct += correct; count += len(y)
+            history["step_loss"].append(loss.item()); history["step_acc"].append(correct / len(y))
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / len(y):.3f}")
+        history["epoch_loss"].append(sum_loss / max(count, 1))
+        history["epoch_acc"].append(sum_correct / max(count, 1))
+        history["lr"].append(opt.param_groups[0]["lr"])
+        if ckpt:
+            save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                         "history": history, "arch": architecture(model), "train_config": asdict(cfg)}, ckpt)
+    model.eval()
+    return history

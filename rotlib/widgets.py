@@ -1,0 +1,120 @@
+"""Interactive widgets (ipywidgets): rotate an image live, watch a RotNet's prediction, explore attention.
+
+Each widget keeps its logic in an ``update(...)`` method that returns what
+it drew, so it can be tested without a browser; ``.ui`` is the widget box
+to display in a notebook (``display(w.ui)``).
+"""
+from __future__ import annotations
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import torch
+
+from .attention import block_attention, normalize_maps
+from .plots import overlay, to_display
+from .rotations import rotate, rotate_by_angle, rotation_angles
+
+
+class RotateImageWidget:
+    """A slider rotates an image live: exact for multiples of 90 degrees, interpolated otherwise (notebook 1)."""
+
+    def __init__(self, images: torch.Tensor, titles=None):
+        self.images, self.titles = images, titles
+        self.angle = W.IntSlider(value=0, min=0, max=355, step=5, description="angle (deg)", continuous_update=True)
+        self.index = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
+        self.out = W.Output()
+        self.angle.observe(lambda _: self.update(), names="value")
+        self.index.observe(lambda _: self.update(), names="value")
+        self.ui = W.VBox([W.HBox([self.index, self.angle]), self.out])
+        self.update()
+
+    def update(self, angle: int | None = None, index: int | None = None) -> torch.Tensor:
+        angle = self.angle.value if angle is None else angle
+        index = self.index.value if index is None else index
+        rotated = rotate_by_angle(self.images[index], angle)
+        exact = angle % 90 == 0
+        with self.out:
+            self.out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(2.6, 2.8))
+            ax.imshow(to_display(rotated), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(f"{angle} deg: " + ("exact (flip/transpose)" if exact else "interpolated"), fontsize=8)
+            ax.axis("off")
+            plt.show()
+        return rotated
+
+
+class RotationPredictionWidget:
+    """Rotate a test image by any angle and see the RotNet's probabilities for its K rotations (notebook 2)."""
+
+    def __init__(self, model, data, rotations: str = "4", indices=None):
+        self.model, self.data, self.rotations = model.eval(), data, rotations
+        self.angles = rotation_angles(rotations)
+        self.indices = list(indices) if indices is not None else list(range(min(len(data), 50)))
+        self.angle = W.IntSlider(value=0, min=0, max=355, step=5, description="angle (deg)")
+        self.index = W.Dropdown(options=self.indices, value=self.indices[0], description="test image")
+        self.out = W.Output()
+        self.angle.observe(lambda _: self.update(), names="value")
+        self.index.observe(lambda _: self.update(), names="value")
+        self.ui = W.VBox([W.HBox([self.index, self.angle]), self.out])
+        self.update()
+
+    @torch.no_grad()
+    def probabilities(self, angle: float, index: int) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        x = self.data.normalize(self.data.images[index:index + 1]).to(device)
+        x = rotate_by_angle(x, angle)
+        return torch.softmax(self.model(x).float(), dim=1)[0].cpu()
+
+    def update(self, angle: int | None = None, index: int | None = None) -> torch.Tensor:
+        angle = self.angle.value if angle is None else angle
+        index = self.index.value if index is None else index
+        probs = self.probabilities(angle, index)
+        with self.out:
+            self.out.clear_output(wait=True)
+            fig, (a, b) = plt.subplots(1, 2, figsize=(6, 2.4), gridspec_kw={"width_ratios": [1, 1.6]})
+            a.imshow(to_display(rotate_by_angle(self.data.images[index], angle)), cmap="gray", interpolation="nearest")
+            a.set_title(f"rotated by {angle} deg", fontsize=8)
+            a.axis("off")
+            colors = ["tab:green" if i == int(probs.argmax()) else "tab:gray" for i in range(len(probs))]
+            b.bar([f"{d}°" for d in self.angles], probs.numpy(), color=colors)
+            b.set_ylim(0, 1)
+            b.set_title("RotNet: which rotation was applied?", fontsize=8)
+            plt.show()
+        return probs
+
+
+class AttentionWidget:
+    """Pick an image, a network, a block, the power p and a rotation; the attention overlay updates (notebook 4)."""
+
+    def __init__(self, models: dict, data, indices=None):
+        self.models, self.data = models, data
+        self.indices = list(indices) if indices is not None else list(range(min(len(data), 50)))
+        first = next(iter(models.values()))
+        self.image = W.Dropdown(options=self.indices, value=self.indices[0], description="image")
+        self.network = W.Dropdown(options=list(models), value=list(models)[0], description="network")
+        self.block = W.Dropdown(options=first.block_names[:3], value="conv2", description="block")
+        self.p = W.Dropdown(options=[1, 2, 4], value=2, description="p")
+        self.k = W.Dropdown(options=[(f"{90 * k}°", k) for k in range(4)], value=0, description="rotation")
+        self.out = W.Output()
+        for w in (self.image, self.network, self.block, self.p, self.k):
+            w.observe(lambda _: self.update(), names="value")
+        self.ui = W.VBox([W.HBox([self.image, self.network]), W.HBox([self.block, self.p, self.k]), self.out])
+        self.update()
+
+    def update(self, image=None, network=None, block=None, p=None, k=None) -> torch.Tensor:
+        image = self.image.value if image is None else image
+        network = self.network.value if network is None else network
+        block = self.block.value if block is None else block
+        p = self.p.value if p is None else p
+        k = self.k.value if k is None else k
+        raw = rotate(self.data.images[image:image + 1], k)
+        model = self.models[network]
+        device = next(model.parameters()).device
+        maps = block_attention(model, self.data.normalize(raw).to(device), block, p).cpu()
+        heat = normalize_maps(maps, size=raw.shape[-1])[0]
+        with self.out:
+            self.out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(2.8, 3.0))
+            overlay(raw[0], heat, ax, title=f"{network}, {block}, p={p}, {90 * k}°")
+            plt.show()
+        return heat

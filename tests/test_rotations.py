@@ -1,0 +1,70 @@
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+
+import rotlib
+from rotlib.rotations import random_rotation, rotate, rotate_batch, rotate_by_angle, rotation_angles
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 4, -1, 7])
+@pytest.mark.parametrize("shape", [(3, 32, 32), (2, 1, 28, 28), (5, 5)])
+def test_rotate_matches_torchvision(k, shape):
+    x = torch.rand(shape)
+    expected = TF.rotate(x if x.dim() > 2 else x[None], 90 * k)
+    assert torch.equal(rotate(x, k), expected if x.dim() > 2 else expected[0])
+
+
+def test_rotate_uint8_and_composition():
+    x = torch.randint(0, 256, (4, 3, 9, 9), dtype=torch.uint8)
+    assert torch.equal(rotate(rotate(rotate(rotate(x, 1), 1), 1), 1), x)
+    assert torch.equal(rotate(rotate(x, 1), 2), rotate(x, 3))
+    assert torch.equal(rotate(rotate(x, 3), 1), x)
+    assert not torch.equal(rotate(x, 1), x)
+
+
+def test_rotate_is_counter_clockwise():
+    x = torch.zeros(1, 3, 3)
+    x[0, 0, 2] = 1  # top-right corner
+    assert rotate(x, 1)[0, 0, 0] == 1  # a quarter turn CCW moves it to the top-left
+
+
+def test_public_names():
+    assert rotlib.rotate is rotate and rotlib.rotate_batch is rotate_batch
+
+
+def test_rotate_non_square_error():
+    with pytest.raises(ValueError, match="square.*center_crop_square"):
+        rotate(torch.zeros(1, 3, 32, 28), 1)
+
+
+def test_unknown_rotation_set():
+    with pytest.raises(ValueError, match="unknown rotation set '3'.*'4'"):
+        rotate_batch(torch.zeros(2, 1, 8, 8), "3")
+
+
+@pytest.mark.parametrize("name,k", [("4", 4), ("8", 8), ("2", 2), ("2-90/270", 2)])
+def test_rotate_batch_labels_line_up(name, k):
+    x = torch.rand(5, 3, 16, 16)
+    rotated, labels = rotate_batch(x, name)
+    assert rotated.shape == (5 * k, 3, 16, 16) and labels.shape == (5 * k,)
+    angles = rotation_angles(name)
+    for i in range(len(rotated)):
+        r, n = labels[i].item(), i % 5
+        assert torch.allclose(rotated[i], rotate_by_angle(x[n], angles[r]))
+    assert torch.equal(torch.bincount(labels), torch.full((k,), 5))
+
+
+def test_45_degrees_is_interpolated():
+    x = torch.rand(1, 1, 16, 16)
+    y = rotate_by_angle(x, 45)
+    assert y[0, 0, 0, 0] == 0  # black corner: the artifact 90-degree multiples avoid
+    assert torch.equal(rotate_by_angle(x, 90), rotate(x, 1))
+
+
+def test_random_rotation_labels_line_up():
+    x = torch.rand(64, 1, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    out, labels = random_rotation(x, "4", generator=g)
+    for i in range(64):
+        assert torch.equal(out[i], rotate(x[i], labels[i].item()))
+    assert len(labels.unique()) == 4

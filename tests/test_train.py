@@ -1,0 +1,109 @@
+import pytest
+import torch
+
+from rotlib import CheckpointMismatchError, NetworkInNetwork
+from rotlib import experiments as E
+from rotlib.train import RotationTask, TrainConfig, amp_dtype, fit, load_weights, save_atomic
+
+
+def test_tiny_training_lowers_loss(tiny):
+    data = E.load_split(tiny, "train")
+    torch.manual_seed(0)
+    model = NetworkInNetwork(3, 16, 3, 4)
+    hist = fit(model, data, RotationTask(data.normalize), TrainConfig(epochs=3, batch_size=20, lr=0.05), device="cpu",
+               progress=False)
+    assert len(hist["epoch_loss"]) == 3
+    assert hist["epoch_loss"][-1] < 0.8 * hist["epoch_loss"][0]
+
+
+def test_cache_returns_same_weights_without_retraining(tiny, cache, monkeypatch):
+    m1 = E.train_rotnet(tiny, progress=False)
+    assert len(list(cache.glob("rotnet-*.pt"))) == 1
+    calls = []
+    monkeypatch.setattr(E, "fit", lambda *a, **k: calls.append(1))
+    m2 = E.train_rotnet(tiny, progress=False)
+    assert calls == []
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(a, b), k
+    E.train_rotnet(tiny, seed=1, progress=False)  # another config trains anew
+    assert calls == [1]
+
+
+def test_resume_continues_from_saved_epoch(tiny, tmp_path):
+    data = E.load_split(tiny, "train")
+    ckpt = tmp_path / "run.ckpt"
+    cfg = TrainConfig(epochs=3, batch_size=20, lr=0.05)
+    torch.manual_seed(0)
+    full = NetworkInNetwork(3, 16, 3, 4)
+    fit(full, data, RotationTask(data.normalize), cfg, device="cpu", progress=False)
+
+    torch.manual_seed(0)
+    part = NetworkInNetwork(3, 16, 3, 4)
+    fit(part, data, RotationTask(data.normalize), TrainConfig(epochs=3, batch_size=20, lr=0.05, extra={}), ckpt,
+        device="cpu", progress=False)
+    state = torch.load(ckpt, weights_only=False)
+    assert state["epoch"] == 3
+
+    # interrupt after 1 epoch: train 1 epoch of a 3-epoch run by stopping via an exception in the task
+    torch.manual_seed(0)
+    interrupted = NetworkInNetwork(3, 16, 3, 4)
+    ckpt2 = tmp_path / "interrupted.ckpt"
+    steps = len(data) // 20
+
+    class Stop(RotationTask):
+        n = 0
+
+        def __call__(self, *a, **k):
+            Stop.n += 1
+            if Stop.n > steps + 2:
+                raise KeyboardInterrupt
+            return super().__call__(*a, **k)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, data, Stop(data.normalize), cfg, ckpt2, device="cpu", progress=False)
+    assert torch.load(ckpt2, weights_only=False)["epoch"] == 1
+    logs = []
+    resumed = NetworkInNetwork(3, 16, 3, 4)
+    hist = fit(resumed, data, RotationTask(data.normalize), cfg, ckpt2, device="cpu", progress=False, log=logs.append)
+    assert "after epoch 1/3" in logs[0] and len(hist["epoch_loss"]) == 3
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)
+
+
+def test_checkpoint_of_other_width_is_refused(tmp_path):
+    src = NetworkInNetwork(3, 16, 3, 4)
+    from rotlib.train import architecture
+    save_atomic({"model": src.state_dict(), "arch": architecture(src)}, tmp_path / "w16.pt")
+    with pytest.raises(CheckpointMismatchError, match="width': 16.*delete"):
+        load_weights(NetworkInNetwork(3, 32, 3, 4), torch.load(tmp_path / "w16.pt", weights_only=False),
+                     source=str(tmp_path / "w16.pt"))
+    with pytest.raises(CheckpointMismatchError, match="does not fit"):
+        load_weights(NetworkInNetwork(3, 32, 3, 4), {"model": src.state_dict()})
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_nan_loss_stops_with_advice(tiny):
+    data = E.load_split(tiny, "train")
+    model = NetworkInNetwork(3, 16, 3, 4)
+    with pytest.raises(FloatingPointError, match="Lower the learning rate"):
+        fit(model, data, RotationTask(lambda x: x.float() * float("nan")), TrainConfig(epochs=1, batch_size=20),
+            device="cpu", progress=False)
+
+
+def test_schedule_shape():
+    cfg = TrainConfig(epochs=200, milestones=(0.3, 0.6, 0.8))
+    lrs = [cfg.lr_at(e * 10, 2000) for e in (0, 59, 60, 119, 120, 160, 199)]
+    assert lrs == pytest.approx([0.1, 0.1, 0.02, 0.02, 0.004, 0.0008, 0.0008])
+    assert amp_dtype(torch.device("cpu"), "fp32") is None
+    with pytest.raises(ValueError, match="precision"):
+        amp_dtype(torch.device("cpu"), "fp8")
+
+
+def test_probe_and_random_baseline(tiny):
+    model = E.train_rotnet(tiny, progress=False)
+    acc = E.probe_blocks(model, tiny, classifier="nonlinear", progress=False)
+    assert set(acc) == {"conv1", "conv2", "conv3"} and all(0 <= v <= 100 for v in acc.values())
+    assert E.probe_blocks(model, tiny, classifier="nonlinear", progress=False) == acc  # cached
+    rnd = E.random_init(tiny)
+    assert 0 <= E.probe(rnd, tiny, "conv2", "linear", progress=False) <= 100
+    assert 0 <= E.rotation_accuracy(model, tiny) <= 100
