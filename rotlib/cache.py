@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .distributed import barrier, is_main
 from .train import architecture, load_weights, save_atomic
 
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "cache"
@@ -47,9 +48,11 @@ def cached_model(name: str, config: dict, build, train, log=print):
         return model.eval()
     log(f"[cache] {name} not in the cache: training it (config {key})")
     history = train(model, ckpt)
-    save_atomic({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "arch": architecture(model),
-                 "config": config, "history": history}, final)
-    ckpt.unlink(missing_ok=True)
+    if is_main():
+        save_atomic({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "arch": architecture(model),
+                     "config": config, "history": history}, final)
+        ckpt.unlink(missing_ok=True)
+    barrier()
     model.history, model.cache_key = history, f"{name}-{key}"
     return model.cpu().eval()
 
@@ -60,8 +63,9 @@ def cached_json(name: str, config: dict, compute, log=print):
     if path.exists():
         return json.loads(path.read_text())["result"]
     result = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"config": config, "result": result}, indent=1, default=str))
-    os.replace(tmp, path)
+    if is_main():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"config": config, "result": result}, indent=1, default=str))
+        os.replace(tmp, path)
     return result

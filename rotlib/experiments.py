@@ -144,7 +144,7 @@ def _head_config(profile: Profile, n: int) -> TrainConfig:
 
 def probe_blocks(backbone: NetworkInNetwork, profile: Profile, blocks: list[str] | None = None,
                  classifier: str = "nonlinear", per_class: int | None = None, seed: int = 0,
-                 progress: bool = True) -> dict[str, float]:
+                 progress: bool = False) -> dict[str, float]:
     """Test accuracy (%) of a classifier trained on each block's frozen features (Tables 1 and 3, Fig. 5).
 
     The backbone is never updated. With ``profile.precompute_features`` the
@@ -166,14 +166,16 @@ def probe_blocks(backbone: NetworkInNetwork, profile: Profile, blocks: list[str]
         for block in blocks:
             set_seed(seed)
             if profile.precompute_features:
-                head = make_classifier(classifier, tuple(feats["train"][block].shape[1:]), len(train_data.classes))
+                head = make_classifier(classifier, tuple(feats["train"][block].shape[1:]), len(train_data.classes),
+                                       profile.width)
                 fit(head, TensorData(feats["train"][block], train_data.labels), ClassificationTask(), cfg,
                     device=profile.device, desc=f"{classifier} on {block}", progress=progress)
                 results[block] = accuracy(head, TensorData(feats["test"][block], test.labels), ClassificationTask(),
                                           device=profile.device, precision=profile.precision)
             else:
                 shape = backbone(torch.zeros(1, *train_data.shape), out_feat_keys=[block])[0].shape[1:]
-                model = Probe(backbone, block, make_classifier(classifier, tuple(shape), len(train_data.classes)))
+                model = Probe(backbone, block, make_classifier(classifier, tuple(shape), len(train_data.classes),
+                                                               profile.width))
                 fit(model, train_data, ClassificationTask(train_data.normalize, augment=profile.augment), cfg,
                     device=profile.device, desc=f"{classifier} on {block}", progress=progress)
                 results[block] = accuracy(model, test, ClassificationTask(test.normalize), device=profile.device,
@@ -183,7 +185,7 @@ def probe_blocks(backbone: NetworkInNetwork, profile: Profile, blocks: list[str]
     return cached_json("probe", key, compute)
 
 
-def probe(backbone, profile, block="conv2", classifier="nonlinear", per_class=None, seed=0, progress=True) -> float:
+def probe(backbone, profile, block="conv2", classifier="nonlinear", per_class=None, seed=0, progress=False) -> float:
     """Test accuracy (%) of one classifier on one frozen block (cached)."""
     return probe_blocks(backbone, profile, [block], classifier, per_class, seed, progress)[block]
 
@@ -194,3 +196,74 @@ def supervised_accuracy(model: NetworkInNetwork, profile: Profile) -> float:
     return cached_json("supacc", {"model": model.cache_key, "n_test": profile.n_test},
                        lambda: accuracy(model, test, ClassificationTask(test.normalize), device=profile.device,
                                         precision=profile.precision))
+
+
+def pixel_probe(profile: Profile, classifier: str = "nonlinear", per_class: int | None = None, seed: int = 0,
+                progress: bool = False) -> float:
+    """Test accuracy (%) of the classifier on raw normalised pixels: what needs no representation at all."""
+    train_data, test = labelled_subset(profile, per_class), load_split(profile, "test")
+    cfg = _head_config(profile, len(train_data))
+    key = {"pixels": True, "classifier": classifier, "per_class": per_class, "seed": seed, **_data_config(profile),
+           "n_test": profile.n_test, "train": cfg.__dict__}
+
+    def compute():
+        set_seed(seed)
+        head = make_classifier(classifier, train_data.shape, len(train_data.classes))
+        fit(head, train_data, ClassificationTask(train_data.normalize), cfg, device=profile.device,
+            desc=f"{classifier} on pixels", progress=progress)
+        return accuracy(head, test, ClassificationTask(test.normalize), device=profile.device)
+
+    return cached_json("pixels", key, compute)
+
+
+# ---------------------------------------------------------------- sweeps (notebooks 6 and 7)
+def rotation_ablation(profile: Profile, sets=("4", "8", "2-0/180", "2-90/270"), block: str = "conv2",
+                      classifier: str = "nonlinear", per_class: int | None = None, probe_seeds=(0,),
+                      rotnet_seeds=(0,), progress: bool = True) -> dict:
+    """Table 2: a RotNet per rotation set (same images, same epochs), each probed by the same classifier.
+
+    Returns {set: {"rotation_accuracy": [...], "accuracy": [...]}} with one
+    entry per (RotNet seed, probe seed). Everything is cached.
+    """
+    out = {}
+    for name in sets:
+        accs, rot = [], []
+        for rs in rotnet_seeds:
+            model = train_rotnet(profile, name, seed=rs, progress=progress)
+            rot.append(rotation_accuracy(model, profile, name))
+            accs += [probe(model, profile, block, classifier, per_class, seed=ps) for ps in probe_seeds]
+        out[canonical_rotation_set(name)] = {"rotation_accuracy": rot, "accuracy": accs}
+    return out
+
+
+def label_sweep(profile: Profile, per_class=(10, 20, 100, 400, None), block: str = "conv2",
+                classifier: str = "conv", progress: bool = True) -> dict:
+    """Fig. 5: accuracy vs labelled images per class, RotNet features + classifier vs supervised from scratch.
+
+    The RotNet is trained once without labels on the profile's training
+    images; for each k, the classifier on its frozen ``block`` features and a
+    supervised network from scratch both see the same first k images per
+    class. ``None`` means every labelled training image.
+    """
+    rotnet = train_rotnet(profile, progress=progress)
+    result = {"per_class": [], "labels": [], "rotnet": [], "supervised": []}
+    for k in per_class:
+        result["per_class"].append(k)
+        result["labels"].append(len(labelled_subset(profile, k)))
+        result["rotnet"].append(probe(rotnet, profile, block, classifier, per_class=k))
+        result["supervised"].append(supervised_accuracy(train_supervised(profile, k, progress=progress), profile))
+    result["crossover_labels"] = crossover(result["labels"], result["rotnet"], result["supervised"])
+    return result
+
+
+def crossover(xs, a, b) -> float | None:
+    """The x (interpolated on a log axis) where curve ``b`` first reaches curve ``a``; None if it never does."""
+    import math as m
+    d = [bi - ai for ai, bi in zip(a, b)]
+    if d[0] >= 0:
+        return float(xs[0])
+    for i in range(1, len(xs)):
+        if d[i] >= 0:
+            t = -d[i - 1] / (d[i] - d[i - 1])
+            return float(m.exp(m.log(xs[i - 1]) + t * (m.log(xs[i]) - m.log(xs[i - 1]))))
+    return None

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data as D
+from . import distributed as dist
 from .rotations import random_rotation, rotate_batch, rotation_angles
 
 
@@ -176,11 +177,13 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
     With ``checkpoint`` (a path), the state is saved atomically after every
     epoch and training resumes from it when it exists.
     """
-    device = pick_device(device) if device is None or isinstance(device, str) else device
+    if device is None or isinstance(device, str):
+        device = pick_device(dist.local_device(device))
     dtype = amp_dtype(device, cfg.precision)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
+    net = dist.wrap(model, device)          # the model itself, or its DDP wrapper under torchrun
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(data) // cfg.batch_size)
@@ -195,23 +198,26 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
         start, history = state["epoch"], state["history"]
         log(f"{desc}: resuming from {ckpt} after epoch {start}/{cfg.epochs}")
     pin = device.type == "cuda"
+    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, disable=not progress or not dist.is_main(),
+               mininterval=1.0)
     for epoch in range(start, cfg.epochs):
-        model.train()
+        net.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        bar = tqdm(D.batches(data, cfg.batch_size, shuffle=True, generator=gen, drop_last=len(data) >= cfg.batch_size),
-                   total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
         sum_loss = sum_correct = count = 0
-        for i, (images, labels) in enumerate(bar):
+        drop_last = len(data) >= cfg.batch_size
+        for i, (images, labels) in enumerate(D.batches(data, cfg.batch_size, shuffle=True, generator=gen,
+                                                       drop_last=drop_last)):
             step = epoch * steps_per_epoch + i
             for group in opt.param_groups:
                 group["lr"] = cfg.lr_at(step, total)
+            images, labels = dist.shard(images), dist.shard(labels)
             if pin:
                 images, labels = images.pin_memory(), labels.pin_memory()
             images, labels = _prepare(images, device, False, pin), labels.to(device, non_blocking=pin)
             x, y = task(images, labels, train=True, generator=gen)
             x = _prepare(x, device, cfg.channels_last)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = model(x)
+                logits = net(x)
             loss = F.cross_entropy(logits.float(), y)
             if not torch.isfinite(loss):
                 where = f" The last good state is in {ckpt}." if ckpt else ""
@@ -224,12 +230,16 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
             correct = (logits.argmax(1) == y).sum().item()
             sum_loss += loss.item() * len(y); sum_correct += correct; count += len(y)
             history["step_loss"].append(loss.item()); history["step_acc"].append(correct / len(y))
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / len(y):.3f}")
+            bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{loss.item():.3f}", acc=f"{correct / len(y):.3f}",
+                            refresh=False)
+            bar.update(1)
         history["epoch_loss"].append(sum_loss / max(count, 1))
         history["epoch_acc"].append(sum_correct / max(count, 1))
         history["lr"].append(opt.param_groups[0]["lr"])
-        if ckpt:
+        if ckpt and dist.is_main():
             save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                          "history": history, "arch": architecture(model), "train_config": asdict(cfg)}, ckpt)
+        dist.barrier()
+    bar.close()
     model.eval()
     return history

@@ -107,3 +107,19 @@ def test_probe_and_random_baseline(tiny):
     rnd = E.random_init(tiny)
     assert 0 <= E.probe(rnd, tiny, "conv2", "linear", progress=False) <= 100
     assert 0 <= E.rotation_accuracy(model, tiny) <= 100
+
+
+def test_crossover():
+    assert E.crossover([10, 100, 1000], [50, 60, 70], [40, 60, 80]) == pytest.approx(100.0)
+    assert E.crossover([10, 100], [50, 60], [40, 50]) is None
+    assert E.crossover([10, 100], [50, 60], [20, 70]) == pytest.approx(10 ** 1.75)
+
+
+def test_sweeps_are_cached(tiny, monkeypatch):
+    res = E.label_sweep(tiny, per_class=(2, None), classifier="linear", progress=False)
+    assert res["labels"][0] == 20 and len(res["rotnet"]) == len(res["supervised"]) == 2
+    abl = E.rotation_ablation(tiny, sets=("4", "2"), classifier="linear", probe_seeds=(0, 1), progress=False)
+    assert set(abl) == {"4", "2-0/180"} and len(abl["4"]["accuracy"]) == 2
+    monkeypatch.setattr(E, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    assert E.label_sweep(tiny, per_class=(2, None), classifier="linear", progress=False) == res
+    assert E.rotation_ablation(tiny, sets=("4", "2"), classifier="linear", probe_seeds=(0, 1), progress=False) == abl
