@@ -7,6 +7,8 @@ benchmarks/parity-<device>.json. Takes a few CPU minutes (fp32 is the slow one).
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from rotlib.train import pick_device
 
 
 def main():
+    os.environ["ROTLIB_CACHE"] = tempfile.mkdtemp(prefix="rotlib-parity-")  # train both, timed, from scratch
     base = rotlib.get_profile("quick")
     results = {}
     for precision in ("auto", "fp32"):
