@@ -37,7 +37,7 @@ unit: setup
 	$(PY) -m pytest -q tests
 
 test: setup
-	$(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 --durations=12
+	$(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 --durations=0 --durations-min=2
 
 bench: setup
 	$(PY) benchmarks/throughput.py
