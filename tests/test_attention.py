@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+import rotlib
 from rotlib.attention import (attention_map, equivariance_score, map_correlation, model_equivariance,
                               normalize_maps)
 from rotlib import NetworkInNetwork
@@ -47,3 +48,7 @@ def test_model_equivariance_in_range():
     m = NetworkInNetwork(3, 16, 1, 4)
     s = model_equivariance(m, torch.rand(4, 1, 28, 28), "conv2", p=2)
     assert -1 <= s <= 1
+
+
+def test_public_attention_name():
+    assert rotlib.attention_map is attention_map
