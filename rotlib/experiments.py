@@ -258,12 +258,11 @@ def label_sweep(profile: Profile, per_class=(10, 20, 100, 400, None), block: str
 
 def crossover(xs, a, b) -> float | None:
     """The x (interpolated on a log axis) where curve ``b`` first reaches curve ``a``; None if it never does."""
-    import math as m
     d = [bi - ai for ai, bi in zip(a, b)]
     if d[0] >= 0:
         return float(xs[0])
     for i in range(1, len(xs)):
         if d[i] >= 0:
             t = -d[i - 1] / (d[i] - d[i - 1])
-            return float(m.exp(m.log(xs[i - 1]) + t * (m.log(xs[i]) - m.log(xs[i - 1]))))
+            return float(math.exp(math.log(xs[i - 1]) + t * (math.log(xs[i]) - math.log(xs[i - 1]))))
     return None

@@ -200,11 +200,11 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
     pin = device.type == "cuda"
     bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, disable=not progress or not dist.is_main(),
                mininterval=1.0)
+    drop_last = len(data) >= cfg.batch_size
     for epoch in range(start, cfg.epochs):
         net.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         sum_loss = sum_correct = count = 0
-        drop_last = len(data) >= cfg.batch_size
         for i, (images, labels) in enumerate(D.batches(data, cfg.batch_size, shuffle=True, generator=gen,
                                                        drop_last=drop_last)):
             step = epoch * steps_per_epoch + i
@@ -219,18 +219,19 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits = net(x)
             loss = F.cross_entropy(logits.float(), y)
-            if not torch.isfinite(loss):
+            loss_value = loss.item()            # one host sync per step, reused below
+            if not math.isfinite(loss_value):
                 where = f" The last good state is in {ckpt}." if ckpt else ""
                 raise FloatingPointError(
-                    f"{desc}: loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}. Lower the learning "
+                    f"{desc}: loss became {loss_value} at epoch {epoch + 1}, step {i + 1}. Lower the learning "
                     f"rate (now {cfg.lr}), check the input normalisation, or try precision='fp32'.{where}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             correct = (logits.argmax(1) == y).sum().item()
-            sum_loss += loss.item() * len(y); sum_correct += correct; count += len(y)
-            history["step_loss"].append(loss.item()); history["step_acc"].append(correct / len(y))
-            bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{loss.item():.3f}", acc=f"{correct / len(y):.3f}",
+            sum_loss += loss_value * len(y); sum_correct += correct; count += len(y)
+            history["step_loss"].append(loss_value); history["step_acc"].append(correct / len(y))
+            bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{loss_value:.3f}", acc=f"{correct / len(y):.3f}",
                             refresh=False)
             bar.update(1)
         history["epoch_loss"].append(sum_loss / max(count, 1))
