@@ -142,6 +142,25 @@ def _head_config(profile: Profile, n: int) -> TrainConfig:
                        milestones=profile.classifier_milestones, precision=profile.precision)
 
 
+_FEATURES: dict = {}  # the most recent frozen features (train and test), reused by consecutive probes
+
+
+def _frozen_features(backbone: NetworkInNetwork, profile: Profile, data: D.ImageData, subset, blocks: list[str]):
+    """Features of ``data`` at ``blocks``, computed once for consecutive probes of the same backbone and subset.
+
+    The frozen backbone is deterministic in eval mode, so e.g. the classifier
+    seeds of the rotation ablation, or the test split of a label sweep, need
+    not run it again. Only the last two extractions are kept in memory.
+    """
+    key = (backbone.cache_key, profile.dataset, profile.n_train, profile.n_test, profile.precision, subset, tuple(blocks))
+    if key not in _FEATURES:
+        _FEATURES[key] = extract_features(backbone, data, data.normalize, blocks, device=profile.device,
+                                          precision=profile.precision)
+        while len(_FEATURES) > 2:
+            _FEATURES.pop(next(iter(_FEATURES)))
+    return _FEATURES[key]
+
+
 def probe_blocks(backbone: NetworkInNetwork, profile: Profile, blocks: list[str] | None = None,
                  classifier: str = "nonlinear", per_class: int | None = None, seed: int = 0,
                  progress: bool = False) -> dict[str, float]:
@@ -161,8 +180,8 @@ def probe_blocks(backbone: NetworkInNetwork, profile: Profile, blocks: list[str]
         results = {}
         feats = {}
         if profile.precompute_features:
-            feats = {s: extract_features(backbone, d, d.normalize, blocks, device=profile.device,
-                                         precision=profile.precision) for s, d in (("train", train_data), ("test", test))}
+            feats = {"train": _frozen_features(backbone, profile, train_data, ("train", per_class), blocks),
+                     "test": _frozen_features(backbone, profile, test, ("test",), blocks)}
         for block in blocks:
             set_seed(seed)
             if profile.precompute_features:

@@ -123,3 +123,18 @@ def test_sweeps_are_cached(tiny, monkeypatch):
     monkeypatch.setattr(E, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     assert E.label_sweep(tiny, per_class=(2, None), classifier="linear", progress=False) == res
     assert E.rotation_ablation(tiny, sets=("4", "2"), classifier="linear", probe_seeds=(0, 1), progress=False) == abl
+
+
+def test_consecutive_probes_reuse_frozen_features(tiny, cache, monkeypatch):
+    model = E.train_rotnet(tiny, progress=False)
+    calls = []
+    real = E.extract_features
+    monkeypatch.setattr(E, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = E.probe(model, tiny, "conv2", "linear", seed=0)
+    E.probe(model, tiny, "conv2", "linear", seed=1)
+    assert len(calls) == 2  # train + test, once for both classifier seeds
+    E.probe(model, tiny, "conv2", "linear", per_class=2, seed=0)
+    assert len(calls) == 3  # a new labelled subset: only its train features are computed
+    E._FEATURES.clear()
+    monkeypatch.setenv("ROTLIB_CACHE", str(cache.parent / "other-cache"))
+    assert E.probe(model, tiny, "conv2", "linear", seed=0) == first  # same result as computing afresh
