@@ -1,6 +1,9 @@
 """Datasets held in memory as uint8 tensors, batched, normalised and augmented per batch.
 
 Sources, offline first:
+- ``cifar10-5k`` (the quick profile's default): 5,000 training and 1,000 test
+  images of real CIFAR-10 shipped with the project in ``data/cifar10-5k/``
+  (the first 1,000 images of each official batch; see data/README.md).
 - ``fashion-mnist``: the four original .gz files from Debian's package
   ``dataset-fashion-mnist`` (/usr/share/datasets/fashion-mnist) or from
   ``<root>/fashion-mnist``; otherwise torchvision downloads them.
@@ -27,7 +30,7 @@ import torch
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-DATASETS = ("fashion-mnist", "cifar10", "folder:PATH")
+DATASETS = ("cifar10-5k", "fashion-mnist", "cifar10", "folder:PATH")
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -225,6 +228,34 @@ def load_cifar10(split: str = "train", root: Path = DEFAULT_ROOT, download: bool
                      CIFAR10_MEAN, CIFAR10_STD, "cifar10", {"split": split, "source": str(d)})
 
 
+# ---------------------------------------------------------------- CIFAR-10, the shipped 5,000-image subset
+SHIPPED_ROOT = DEFAULT_ROOT / "cifar10-5k"
+CIFAR10_5K_SHA256 = {"train": "4c144d76a85ed98345e1060b39edd6b1cd69f3bc6299d42572bb3f3a56e782a7",
+                     "test": "fc4475cb4e351bcea3a386204d966bf42e349094c1c27df42b32b66dff439a2e"}
+
+
+def cifar10_5k_indices(split: str = "train") -> np.ndarray:
+    """torchvision ``CIFAR10`` indices of the shipped subset: the first 1,000 images of each official batch."""
+    starts = range(0, 50_000, 10_000) if split == "train" else [0]
+    return np.concatenate([np.arange(s, s + 1000) for s in starts])
+
+
+def load_cifar10_5k(split: str = "train", root: Path = SHIPPED_ROOT) -> ImageData:
+    """The shipped CIFAR-10 subset: 5,000 training / 1,000 test images, uint8 (N, 3, 32, 32), offline."""
+    path = Path(root) / f"{split}.npz"
+    if not path.exists():
+        raise DatasetNotFoundError(
+            f"{path} is missing. It ships with the project: restore it with `git checkout -- data/cifar10-5k`, "
+            "or rebuild it from the full CIFAR-10 with rotlib.data.cifar10_5k_indices(split).")
+    with np.load(path) as f:
+        images, labels = f["images"], f["labels"]
+    if images.shape[1:] != (32, 32, 3) or images.dtype != np.uint8 or len(images) != len(labels):
+        raise ValueError(f"{path} is not the shipped file (images {images.dtype} {images.shape}); restore it with "
+                         "`git checkout -- data/cifar10-5k`")
+    return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels).long(),
+                     list(CIFAR10_CLASSES), CIFAR10_MEAN, CIFAR10_STD, "cifar10-5k", {"split": split, "source": str(path)})
+
+
 # ---------------------------------------------------------------- image folder
 def center_crop_square(images: torch.Tensor) -> torch.Tensor:
     """Crop (..., H, W) to its central (s, s) square, s = min(H, W)."""
@@ -288,12 +319,14 @@ def load_folder(path, split: str = "train", size: int = 32, test_fraction: float
 
 
 def load_dataset(name: str, split: str = "train", root=None, download: bool | None = None, size: int = 32) -> ImageData:
-    """Load a dataset by name: ``fashion-mnist``, ``cifar10`` or ``folder:PATH``."""
+    """Load a dataset by name: ``cifar10-5k``, ``fashion-mnist``, ``cifar10`` or ``folder:PATH``."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     root = Path(root or os.environ.get("ROTLIB_DATA", DEFAULT_ROOT))
     if download is None:
         download = os.environ.get("ROTLIB_OFFLINE", "0") != "1"
+    if name == "cifar10-5k":
+        return load_cifar10_5k(split)
     if name == "fashion-mnist":
         return load_fashion_mnist(split, root, download)
     if name == "cifar10":

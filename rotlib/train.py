@@ -82,12 +82,15 @@ class RotationTask:
         self.normalize, self.rotations, self.mode, self.augment = normalize, rotations, mode, augment
 
     def __call__(self, images, labels, train: bool, generator=None):
+        # The official pipeline's order: augment and rotate the raw uint8 images, then normalise, so the
+        # corners a 45-degree turn brings in from outside the frame are black, not the dataset's mean colour.
         if self.augment and train:
             images = D.augment(images, generator=generator)
-        x = self.normalize(images)
         if self.mode == "all" or not train:
-            return rotate_batch(x, self.rotations)
-        return random_rotation(x, self.rotations, generator=generator)
+            rotated, targets = rotate_batch(images, self.rotations)
+        else:
+            rotated, targets = random_rotation(images, self.rotations, generator=generator)
+        return self.normalize(rotated), targets
 
 
 class TensorData:

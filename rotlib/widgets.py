@@ -61,8 +61,7 @@ class RotationPredictionWidget:
     @torch.no_grad()
     def probabilities(self, angle: float, index: int) -> torch.Tensor:
         device = next(self.model.parameters()).device
-        x = self.data.normalize(self.data.images[index:index + 1]).to(device)
-        x = rotate_by_angle(x, angle)
+        x = self.data.normalize(rotate_by_angle(self.data.images[index:index + 1], angle)).to(device)
         return torch.softmax(self.model(x).float(), dim=1)[0].cpu()
 
     def update(self, angle: int | None = None, index: int | None = None) -> torch.Tensor:
