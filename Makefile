@@ -1,17 +1,23 @@
 # The two commands a new user runs (see README.md):
-#   make notebooks   set up (once) and execute the notebook series in place
-#   make test        set up (once) and run the unit tests and every notebook under nbval
-# Both create .venv in the checkout, install the pinned packages and fetch Fashion-MNIST when needed.
+#   make notebooks   set up (once) and execute the notebook series in place, recording results/quick.json
+#   make test        set up (once), run the unit tests and every notebook under nbval, then check the fresh
+#                    numbers against the committed results/quick.json and the README/notebooks against it
+# Both create .venv in the checkout and install the pinned packages. The quick profile's data (CIFAR-10, 5,000 +
+# 1,000 images) ships in data/cifar10-5k; nothing is downloaded.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+PROFILE ?= $(or $(ROTLIB_PROFILE),quick)
+FRESH  := $(CURDIR)/build/results-fresh
+# executed without a person watching: no progress bars in stored outputs
+RUN    := ROTLIB_PROGRESS=0 MPLBACKEND=Agg
 
-.PHONY: setup data notebooks test unit bench reproduce clean-cache
+.PHONY: setup fashion-mnist notebooks test unit results check-results bench reproduce clean-cache browser-test
 
-setup: $(STAMP) data
+setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +25,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# Fashion-MNIST, offline first: Debian's package where apt is usable, else torchvision downloads it.
-data: $(STAMP)
+# Fashion-MNIST (optional: ROTLIB_DATASET=fashion-mnist), offline first: Debian's package where apt is usable,
+# else torchvision downloads it.
+fashion-mnist: $(STAMP)
 	@if [ -f $(FMNIST) ] || [ -f data/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || [ -f data/FashionMNIST/raw/t10k-labels-idx1-ubyte.gz ]; then \
 	  echo "Fashion-MNIST: found"; \
 	elif command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
@@ -30,14 +37,42 @@ data: $(STAMP)
 	  $(PY) -c "from rotlib.data import load_dataset; load_dataset('fashion-mnist', 'test')"; \
 	fi
 
+# Executes every notebook in place and records each reported number in results/$(PROFILE).json (started afresh),
+# then regenerates the README's results table from it.
 notebooks: setup
-	$(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 notebooks/[0-9]*.ipynb
+	rm -f results/$(PROFILE).json
+	$(RUN) $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 notebooks/[0-9]*.ipynb
+	$(MAKE) results
 
 unit: setup
 	$(PY) -m pytest -q tests
 
+# nbval executes the notebooks into a fresh results file; compare fails when a number moved beyond its tolerance.
 test: setup
-	$(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 --durations=0 --durations-min=2
+	rm -rf $(FRESH)
+	$(RUN) ROTLIB_RESULTS=$(FRESH) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 --durations=0 --durations-min=2
+	$(PY) -m rotlib.results compare $(FRESH)/$(PROFILE).json results/$(PROFILE).json
+	$(MAKE) check-results
+
+# The README's results table, generated from results/*.json.
+results: $(STAMP)
+	$(PY) -m rotlib.results readme
+
+# Fast, trains nothing: the README's table and every "mean ± std" in the stored notebooks agree with results/.
+check-results: $(STAMP)
+	$(PY) -m rotlib.results check --profile $(PROFILE)
+
+# The widgets in a real JupyterLab in headless Chromium (tools/browser_test.py), offline: Debian's chromium and
+# chromium-driver, Selenium from the "browser" extra. NOTEBOOKS="notebooks/01_pretext_task.ipynb ..." picks the
+# notebooks (default: every notebook that uses rotlib.widgets). Run it after make test / make notebooks: 02 and 04
+# load their models from the cache. Screenshots: screenshots/browser-test/.
+browser-test: setup
+	@if ! [ -x "$${CHROMIUM:-/usr/bin/chromium}" ] || ! [ -x "$${CHROMEDRIVER:-/usr/bin/chromedriver}" ]; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y -q chromium chromium-driver || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }; \
+	fi
+	@$(PY) -c "import selenium" 2>/dev/null || $(PY) -m pip install --quiet -e ".[browser]"
+	$(PY) tools/browser_test.py $(NOTEBOOKS)
 
 bench: setup
 	$(PY) benchmarks/throughput.py

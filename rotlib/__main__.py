@@ -1,4 +1,4 @@
-"""Command line: ``python -m rotlib {train,evaluate,reproduce} ...`` (same code as the notebooks)."""
+"""Command line: ``python -m rotlib {train,evaluate,reproduce,orient} ...`` (same code as the notebooks)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,19 @@ from pathlib import Path
 from . import experiments as E
 from .profiles import PROFILES, get_profile
 from .rotations import ROTATION_SETS
+
+
+def _at_least(minimum: int, hint: str = ""):
+    """An argparse type: a whole number >= ``minimum``; anything else is refused with the valid range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number, at least {minimum}; got {text!r}{hint}")
+        return value
+    return parse
 
 
 def _profile(args):
@@ -44,6 +57,7 @@ def cmd_train(args) -> dict:
 
 def cmd_evaluate(args) -> dict:
     profile = _profile(args)
+    E.labelled_subset(profile, args.per_class)   # a per-class count the data cannot honour fails before training
     model = E.train_rotnet(profile, args.rotations, seed=args.seed)
     rnd = E.random_init(profile, seed=args.seed)
     rot_acc = E.probe_blocks(model, profile, classifier=args.classifier, per_class=args.per_class)
@@ -64,6 +78,45 @@ def cmd_reproduce(args) -> dict:
     return reproduce(_profile(args), out_dir=Path(args.out or "results"), seed=args.seed)
 
 
+def cmd_orient(args) -> dict:
+    """Which way is up? Predict each image's turn with a RotNet; with --apply, write corrected copies (notebook 8)."""
+    from . import orient as O
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    if args.apply is not None:
+        O.check_output(args.path, args.apply)          # refuse writing beside the originals before loading anything
+    if args.model:
+        orienter = O.Orienter.from_file(args.model, tta=args.tta, device=args.device)
+    else:
+        orienter = O.Orienter.from_profile(get_profile(args.profile, args.dataset, args.device), tta=args.tta)
+    print(f"{orienter}; confidence threshold {args.min_confidence:.2f}"
+          + (f"; corrected copies go to {args.apply}" if args.apply else "; nothing is written (no --apply)"))
+    print(O.table_header())
+    results = O.orient_paths(orienter, args.path, args.min_confidence, args.apply, args.overwrite, args.recursive,
+                             on_result=lambda r: print(O.table_row(r, applying=args.apply is not None), flush=True))
+    print(O.summary_line(results))
+    return {"results": [r.as_dict() for r in results]}
+
+
+def _add_orient_parser(sub) -> None:
+    from .orient import DEFAULT_MIN_CONFIDENCE
+    p = sub.add_parser("orient", help="which way is up? fix the orientation of photos with a RotNet")
+    p.set_defaults(fn=cmd_orient)
+    p.add_argument("path", help="an image file or a folder of images (originals are never modified)")
+    p.add_argument("--model", help="a RotNet saved by rotlib's cache (cache/rotnet-*.pt); default: the profile's "
+                                   "4-rotation RotNet (trained first if it is not cached)")
+    p.add_argument("--apply", metavar="OUT", help="write corrected copies of the rotated images to folder OUT")
+    p.add_argument("--min-confidence", dest="min_confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
+                   help=f"below this probability an image is reported unsure and left alone "
+                        f"(default {DEFAULT_MIN_CONFIDENCE})")
+    p.add_argument("--overwrite", action="store_true", help="replace files that already exist in OUT")
+    p.add_argument("--recursive", "-r", action="store_true", help="also look in sub-folders (mirrored in OUT)")
+    p.add_argument("--tta", action="store_true", help="average the prediction over the 4 rotated copies (4x slower)")
+    p.add_argument("--profile", choices=list(PROFILES), default=None, help="whose RotNet to use without --model")
+    p.add_argument("--dataset", help="the dataset of the profile's RotNet, without --model (default: the profile's)")
+    p.add_argument("--device", help="auto (default), cpu, cuda, ...")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rotlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,15 +129,19 @@ def main(argv=None) -> int:
         p.add_argument("--profile", choices=list(PROFILES), default=None, help="quick (CPU) or paper (GPU)")
         p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
         p.add_argument("--rotations", default="4", help=f"rotation set: {', '.join(ROTATION_SETS)}")
-        p.add_argument("--epochs", type=int, help="RotNet epochs (default: the profile's)")
-        p.add_argument("--width", type=int, help="NIN width (192 in the paper)")
-        p.add_argument("--blocks", type=int, help="number of NIN blocks (3, 4 or 5)")
-        p.add_argument("--n-train", dest="n_train", type=int, help="use a random subset of this many training images")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--epochs", type=_at_least(1), help="RotNet epochs (default: the profile's)")
+        p.add_argument("--width", type=_at_least(2, " (192 in the paper)"), help="NIN width (192 in the paper)")
+        p.add_argument("--blocks", type=_at_least(3, " (the paper uses 3, 4 or 5)"),
+                       help="number of NIN blocks (3, 4 or 5)")
+        p.add_argument("--n-train", dest="n_train", type=_at_least(1),
+                       help="use a random subset of this many training images")
+        p.add_argument("--seed", type=_at_least(0), default=0)
         p.add_argument("--out", help="where to write the JSON (reproduce: a folder)")
         if name == "evaluate":
             p.add_argument("--classifier", choices=["linear", "nonlinear", "conv"], default="nonlinear")
-            p.add_argument("--per-class", dest="per_class", type=int, help="labelled images per class (default: all)")
+            p.add_argument("--per-class", dest="per_class", type=_at_least(1),
+                           help="labelled images per class (default: all)")
+    _add_orient_parser(sub)
     args = parser.parse_args(argv)
     try:
         args.fn(args)

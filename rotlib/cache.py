@@ -4,18 +4,29 @@ Notebook 2 trains the RotNet; notebooks 3-7 ask for the same configuration
 and load it instead of retraining. Every load and every training run says
 so; nothing is retrained silently. The folder is ``$ROTLIB_CACHE`` or
 ``cache/`` in the checkout.
+
+Safety: file names are a safe slug plus a hash, always inside the folder;
+an unreadable entry is renamed ``*.corrupt``, reported, and computed again;
+a lock file per entry makes a second process asking for the same entry
+wait for the first and then load its result; temporary files left by an
+interrupted save are removed.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
-import torch
+from .distributed import barrier, is_distributed, is_main
+from .train import architecture, load_checkpoint, load_weights, save_atomic, set_aside
 
-from .distributed import barrier, is_main
-from .train import architecture, load_weights, save_atomic
+try:
+    import fcntl
+except ImportError:        # Windows: no lock (run one notebook at a time)
+    fcntl = None
 
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "cache"
 
@@ -30,42 +41,80 @@ def config_key(config: dict) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+def entry_stem(name: str, config: dict) -> str:
+    """A cache entry's file name without suffix: the name's safe characters, then a hash.
+
+    Only letters, digits, ``.``, ``_`` and ``-`` are kept, so a name such as
+    ``rotnet-folder:../../x`` stays a plain file name inside the cache folder;
+    when characters were replaced, the name itself goes into the hash.
+    """
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60].strip("._-") or "entry"
+    return f"{slug}-{config_key(config if slug == name else {'name': name, 'config': config})}"
+
+
+@contextlib.contextmanager
+def _exclusive(stem: str, log):
+    """Hold the entry's lock file while it is looked up and computed, and remove its stale temporary files.
+
+    Without ``fcntl`` (Windows) or under torchrun (the ranks train together) there is no lock.
+    """
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None or is_distributed():
+        yield
+        return
+    with open(folder / f"{stem}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"[cache] another process is computing {stem}: waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        for tmp in folder.glob(f"{stem}.*.tmp*"):     # left by an interrupted save (we hold the lock: not in use)
+            pass
+        yield                                         # the lock is released when the file closes
+
+
 def cached_model(name: str, config: dict, build, train, log=print):
     """Return ``build()`` with weights from the cache, or trained by ``train(model, checkpoint_path)``.
 
     ``train`` returns a history dict, stored beside the weights and set as
     ``model.history``. An interrupted training resumes from its checkpoint.
     """
-    key = config_key(config)
+    stem = entry_stem(name, config)
     folder = cache_dir()
-    final, ckpt = folder / f"{name}-{key}.pt", folder / f"{name}-{key}.ckpt"
+    final, ckpt = folder / f"{stem}.pt", folder / f"{stem}.ckpt"
     model = build()
-    if final.exists():
-        state = torch.load(final, map_location="cpu", weights_only=False)
-        load_weights(model, state, source=str(final))
-        model.history, model.cache_key = state.get("history", {}), f"{name}-{key}"
-        log(f"[cache] loaded {name} from {final}")
-        return model.eval()
-    log(f"[cache] {name} not in the cache: training it (config {key})")
-    history = train(model, ckpt)
-    if is_main():
-        save_atomic({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "arch": architecture(model),
-                     "config": config, "history": history}, final)
-        ckpt.unlink(missing_ok=True)
-    barrier()
-    model.history, model.cache_key = history, f"{name}-{key}"
+    with _exclusive(stem, log):
+        state = load_checkpoint(final, log=lambda m: log(f"[cache] {m}; training it again")) if final.exists() else None
+        if state is not None:
+            load_weights(model, state, source=str(final))
+            model.history, model.cache_key = state.get("history", {}), stem
+            log(f"[cache] loaded {name} from {final}")
+            return model.eval()
+        log(f"[cache] {name} not in the cache: training it (config {stem})")
+        history = train(model, ckpt)
+        if is_main():
+            save_atomic({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "arch": architecture(model),
+                         "config": json.loads(json.dumps(config, default=str)), "history": history}, final)
+            ckpt.unlink(missing_ok=True)
+        barrier()
+    model.history, model.cache_key = history, stem
     return model.cpu().eval()
 
 
 def cached_json(name: str, config: dict, compute, log=print):
     """Return a JSON-serialisable result from the cache, or ``compute()`` it and store it atomically."""
-    path = cache_dir() / f"{name}-{config_key(config)}.json"
-    if path.exists():
-        return json.loads(path.read_text())["result"]
-    result = compute()
-    if is_main():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"config": config, "result": result}, indent=1, default=str))
-        os.replace(tmp, path)
+    stem = entry_stem(name, config)
+    path = cache_dir() / f"{stem}.json"
+    with _exclusive(stem, log):
+        if path.exists():
+            try:
+                return json.loads(path.read_text())["result"]
+            except (ValueError, KeyError, TypeError) as err:      # truncated or foreign file
+                set_aside(path, err, lambda m: log(f"[cache] {m}; computing it again"))
+        result = compute()
+        if is_main():
+            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps({"config": config, "result": result}, indent=1, default=str))
+            os.replace(tmp, path)
     return result

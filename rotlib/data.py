@@ -10,8 +10,9 @@ Sources, offline first:
 - ``cifar10``: the python-format batches in ``<root>/cifar-10-batches-py``;
   otherwise torchvision downloads them.
 - ``folder:PATH``: your own images, one subfolder per class (or flat), with
-  ``train/`` and ``test/`` subfolders when present; centre-cropped to a
-  square (a 90-degree turn of a non-square image changes its shape).
+  ``train/`` and ``test/`` subfolders when present; turned upright by their
+  EXIF orientation and centre-cropped to a square (a 90-degree turn of a
+  non-square image changes its shape). See :func:`load_folder`.
 
 Images stay uint8 (N, C, H, W) until a batch is drawn; normalisation,
 augmentation and rotation then run on the whole batch at once, on the
@@ -20,13 +21,17 @@ training device (no per-sample PIL work, so loading never starves the model).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .checks import optional_whole_number, whole_number
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -62,6 +67,10 @@ class ImageData:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
         if len(self.images) != len(self.labels):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        channels = self.images.shape[1]
+        if len(self.mean) != channels or len(self.std) != channels or min(self.std) <= 0:
+            raise ValueError(f"mean and std need one value per channel ({channels}) and std > 0, "
+                             f"got mean={self.mean}, std={self.std}")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -82,9 +91,20 @@ class ImageData:
 
 
 def first_per_class(data: ImageData, k: int | None) -> ImageData:
-    """The first k images of each class, in dataset order (the paper's semi-supervised split)."""
+    """The first k images of each class, in dataset order (the paper's semi-supervised split); None: all.
+
+    Raises when a class has fewer than k images: a smaller subset would be
+    reported as "k labels per class" while using fewer.
+    """
     if k is None:
         return data
+    k = whole_number(k, "per_class (labelled images per class)")
+    counts = torch.bincount(data.labels, minlength=len(data.classes)).tolist()
+    short = [f"{data.classes[c]!r} has {n}" for c, n in enumerate(counts) if n < k]
+    if short:
+        raise ValueError(f"{k} labelled images per class requested, but {len(short)} of {len(counts)} classes have "
+                         f"fewer ({', '.join(short[:5])}{', ...' if len(short) > 5 else ''}); use per_class="
+                         f"{min(counts)} or less, or more training images (n_train)")
     picked = [torch.nonzero(data.labels == c).flatten()[:k] for c in range(len(data.classes))]
     return data.subset(torch.sort(torch.cat(picked)).values)
 
@@ -93,6 +113,7 @@ def stratified_subset(data: ImageData, per_class: int | None, seed: int = 0) -> 
     """``per_class`` random images of each class, reproducible by seed (None: all images)."""
     if per_class is None:
         return data
+    per_class = whole_number(per_class, "per_class (images per class)")
     g = torch.Generator().manual_seed(seed)
     picked = []
     for c in range(len(data.classes)):
@@ -104,7 +125,8 @@ def stratified_subset(data: ImageData, per_class: int | None, seed: int = 0) -> 
 
 
 def random_subset(data: ImageData, n: int | None, seed: int = 0) -> ImageData:
-    """n images drawn at random (reproducible by seed); None or n >= len: all images."""
+    """At most n images drawn at random (reproducible by seed); None or n >= len: all images."""
+    n = optional_whole_number(n, "the number of images n")
     if n is None or n >= len(data):
         return data
     g = torch.Generator().manual_seed(seed)
@@ -114,6 +136,7 @@ def random_subset(data: ImageData, n: int | None, seed: int = 0) -> ImageData:
 def batches(data: ImageData, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
             drop_last: bool = False):
     """Yield (uint8 images, labels) batches; shuffled by ``generator`` when asked."""
+    batch_size = whole_number(batch_size, "batch_size")
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     stop = n - n % batch_size if drop_last else n
@@ -129,6 +152,9 @@ def augment(images: torch.Tensor, padding: int = 4, flip: bool = True,
     The official CIFAR-10 training augmentation (RandomCrop(32, padding=4) +
     RandomHorizontalFlip), vectorised over the batch with index arithmetic.
     """
+    if images.dim() != 4:
+        raise ValueError(f"augment expects a batch (N, C, H, W), got shape {tuple(images.shape)}")
+    padding = whole_number(padding, "padding", minimum=0)
     n, c, h, w = images.shape
     dev = images.device
     if padding:
@@ -265,57 +291,157 @@ def center_crop_square(images: torch.Tensor) -> torch.Tensor:
     return images[..., top:top + s, left:left + s]
 
 
-def load_image(path: Path, size: int) -> torch.Tensor:
-    """One image file -> uint8 (3, size, size): RGB (alpha composited on white, gray expanded), centre-cropped, resized."""
-    from PIL import Image
+def load_image(path, size: int) -> torch.Tensor:
+    """One image file -> uint8 (3, size, size), the way a person sees it.
+
+    The EXIF orientation is applied (a phone photo stored sideways loads
+    upright: the pretext task's label is "which way is up"), 16-bit images
+    are scaled to 8 bits instead of clipped, transparency is composited on
+    white and gray is expanded to RGB; then the central square is resized.
+    Raises ``OSError`` (or ``ValueError``) when the file is not a readable image.
+
+    Pillow reads the file: ``torchvision.io.decode_image`` does EXIF and
+    16-bit too, but it is deprecated since torchvision 0.29, cannot read
+    BMP or TIFF, and drops transparency.
+    """
+    from PIL import Image, ImageOps
     with Image.open(path) as im:
-        im.load()
-        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-            rgba = im.convert("RGBA")
-            bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(bg, rgba)
-        im = im.convert("RGB")
-        s = min(im.size)
-        left, top = (im.width - s) // 2, (im.height - s) // 2
-        im = im.crop((left, top, left + s, top + s)).resize((size, size), Image.BILINEAR)
-        return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
+        im.draft(None, (size, size))               # JPEG: decode at a reduced scale, much faster for big photos
+        im = ImageOps.exif_transpose(im)           # decodes every pixel: a truncated file fails here
+    if im.mode.startswith("I"):                    # 16-bit gray ("I;16", "I"): scale to 8 bits, do not clip at 255
+        im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    im = im.convert("RGB")
+    s = min(im.size)
+    left, top = (im.width - s) // 2, (im.height - s) // 2
+    im = im.crop((left, top, left + s, top + s)).resize((size, size), Image.BILINEAR)
+    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
-def _list_images(folder: Path) -> tuple[list[Path], list[int], list[str]]:
-    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if subdirs:
-        classes = [p.name for p in subdirs]
-        files = [(f, i) for i, d in enumerate(subdirs) for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
-    else:
-        classes = ["images"]
-        files = [(f, 0) for f in sorted(folder.iterdir()) if f.suffix.lower() in IMAGE_EXTENSIONS]
-    return [f for f, _ in files], [c for _, c in files], classes
-
-
-def load_folder(path, split: str = "train", size: int = 32, test_fraction: float = 0.2, seed: int = 0) -> ImageData:
-    """Your own images. ``path/train`` and ``path/test`` are used when present; otherwise a
-    reproducible ``test_fraction`` of the images is held out as the test split."""
-    root = Path(path).expanduser()
+def _folder_root(path) -> Path:
+    root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise DatasetNotFoundError(f"image folder {root} does not exist; pass folder:PATH with a folder of images "
                                    "(one subfolder per class, or images directly inside)")
+    return root
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursively, sorted), skipping hidden files and folders such as ``._x.jpg``."""
+    return [f for f in sorted(folder.rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+            and not any(part.startswith(".") for part in f.relative_to(folder).parts)]
+
+
+def _labelled_files(folder: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
+    """Files, labels and class names of a folder with one subfolder per class (or images directly inside: one class).
+
+    ``classes`` (those of ``train/``) maps a ``test/`` folder by name, so a
+    test folder that lacks a class keeps the right labels for the others.
+    """
+    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = [d.name for d in subdirs] or ["images"]
+    if classes is None:
+        classes = names
+    unknown = sorted(set(names) - set(classes))
+    if unknown:
+        raise ValueError(f"{folder} has classes that train/ does not have: {unknown}; the classes of train/ are "
+                         f"{classes}. Rename or move those folders so both splits use the same class names.")
+    pairs = [(f, classes.index(d.name)) for d in subdirs for f in _image_files(d)] if subdirs else \
+        [(f, 0) for f in sorted(folder.iterdir()) if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")]
+    return [f for f, _ in pairs], [c for _, c in pairs], classes
+
+
+def _holdout(labels: list[int], num_classes: int, fraction: float, seed: int) -> list[int]:
+    """Indices of a reproducible ``fraction`` of each class's images (at least one stays for training)."""
+    g = torch.Generator().manual_seed(seed)
+    held = []
+    for c in range(num_classes):
+        idx = [i for i, label in enumerate(labels) if label == c]
+        n_test = min(round(fraction * len(idx)), len(idx) - 1)
+        held += [idx[j] for j in torch.randperm(len(idx), generator=g)[:n_test].tolist()]
+    return sorted(held)
+
+
+def _read_all(files: list[Path], size: int, root: Path) -> tuple[list[torch.Tensor | None], list[str]]:
+    """Decode every file; unreadable ones become None and are reported (name and reason) in one warning."""
+    images, skipped = [], []
+    for f in files:
+        try:
+            images.append(load_image(f, size))
+        except (OSError, ValueError, SyntaxError) as err:   # what Pillow raises for truncated or foreign files
+            images.append(None)
+            skipped.append(f"{f.relative_to(root)} ({type(err).__name__}: {err})")
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable image file(s) in {root}: " + "; ".join(skipped[:5])
+                      + ("; ..." if len(skipped) > 5 else "") + ". Delete or re-export them.", stacklevel=3)
+    return images, skipped
+
+
+def load_folder(path, split: str = "train", size: int = 32, test_fraction: float = 0.2, seed: int = 0) -> ImageData:
+    """Your own images, one subfolder per class (or all in one folder: a single class).
+
+    ``path/train`` and ``path/test`` are used when both exist, the class
+    names of ``train/`` labelling both; otherwise a reproducible
+    ``test_fraction`` of each class is held out as the test split. Every
+    file of both splits is read first, so a broken file is reported before
+    any training (it is skipped, with a warning naming it); a class folder
+    without readable images or an empty split is an error. Both splits are
+    normalised with the training split's mean and std.
+    """
+    root = _folder_root(path)
+    size = whole_number(size, "size (image side in pixels)")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     has_split = (root / "train").is_dir() and (root / "test").is_dir()
-    files, labels, classes = _list_images(root / split if has_split else root)
     if has_split:
-        classes = _list_images(root / "train")[2]
-    if not files:
-        raise DatasetNotFoundError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in {root}")
+        train_files, train_labels, classes = _labelled_files(root / "train")
+        test_files, test_labels, _ = _labelled_files(root / "test", classes)
+    else:
+        train_files, train_labels, classes = _labelled_files(root)
+        test_files, test_labels = [], []
+    if not train_files:
+        raise DatasetNotFoundError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in "
+                                   f"{root / 'train' if has_split else root}")
+    images, skipped = _read_all(train_files + test_files, size, root)
+    labels = train_labels + test_labels
+    split_of = ["train"] * len(train_files) + ["test"] * len(test_files)
+    ok = [i for i, x in enumerate(images) if x is not None]
     if not has_split:
-        g = torch.Generator().manual_seed(seed)
-        perm = torch.randperm(len(files), generator=g).tolist()
-        n_test = max(1, round(test_fraction * len(files))) if len(files) > 1 else 0
-        keep = sorted(perm[:n_test] if split == "test" else perm[n_test:])
-        files, labels = [files[i] for i in keep], [labels[i] for i in keep]
-    images = torch.stack([load_image(f, size) for f in files])
-    mean = tuple((images.float() / 255).mean(dim=(0, 2, 3)).tolist())
-    std = tuple(max(s, 1e-3) for s in (images.float() / 255).std(dim=(0, 2, 3)).tolist())
-    return ImageData(images, torch.tensor(labels, dtype=torch.long), classes, mean, std,
-                     f"folder:{root}", {"split": split, "source": str(root)})
+        for j in _holdout([labels[i] for i in ok], len(classes), test_fraction, seed):
+            split_of[ok[j]] = "test"
+    picked = {s: [i for i in ok if split_of[i] == s] for s in ("train", "test")}
+    missing = [c for c in range(len(classes)) if all(labels[i] != c for i in picked["train"])]
+    if missing:
+        raise ValueError(f"class folder(s) {[classes[c] for c in missing]} of {root} have no readable training "
+                         "images; add images or remove the folder(s)")
+    for s in ("train", "test"):
+        if not picked[s]:
+            raise ValueError(f"the {s} split of {root} has no images ({len(ok)} readable in all); add images "
+                             + ("to its test/ folder" if has_split else "(at least 2 in one class)"))
+    train_images = torch.stack([images[i] for i in picked["train"]]).float() / 255
+    mean = tuple(train_images.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(max(s, 1e-3) for s in train_images.std(dim=(0, 2, 3)).tolist())
+    return ImageData(torch.stack([images[i] for i in picked[split]]), torch.tensor([labels[i] for i in picked[split]], dtype=torch.long),
+                     classes, mean, std, f"folder:{root}", {"split": split, "source": str(root), "skipped": skipped})
+
+
+def fingerprint(name: str) -> dict | None:
+    """What identifies a dataset's contents in cache keys.
+
+    For ``folder:PATH``: the folder's resolved path and a hash of every image
+    file's name, size and modification time, so changing the photos trains
+    anew. None for the built-in datasets, whose contents are fixed.
+    """
+    if not name.startswith("folder:"):
+        return None
+    root = _folder_root(name[len("folder:"):])
+    h = hashlib.sha256()
+    for f in _image_files(root):
+        st = f.stat()
+        h.update(f"{f.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return {"root": str(root), "files": h.hexdigest()[:16]}
 
 
 def load_dataset(name: str, split: str = "train", root=None, download: bool | None = None, size: int = 32) -> ImageData:

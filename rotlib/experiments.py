@@ -9,22 +9,39 @@ from __future__ import annotations
 
 import math
 import os
-from functools import lru_cache
 
 import torch
 
 from . import data as D
 from .cache import cached_json, cached_model
 from .evaluate import accuracy, confusion_matrix, extract_features, predict
-from .models import NetworkInNetwork, Probe, make_classifier
+from .models import NetworkInNetwork, Probe, feature_shape, make_classifier
 from .profiles import Profile
-from .rotations import canonical_rotation_set, rotation_angles
+from .rotations import canonical_rotation_set, rotate_batch, rotation_angles
 from .train import ClassificationTask, RotationTask, TensorData, TrainConfig, fit, set_seed
 
 
-@lru_cache(maxsize=8)
+_DATASETS: dict = {}  # the last 8 loaded splits, kept for the session; see clear_caches()
+
+
+def clear_caches() -> None:
+    """Forget the datasets and frozen features held in memory by this session.
+
+    Frees their memory (the paper profile's frozen features alone take about
+    900 MiB); they are loaded or computed again when next needed. The trained
+    models and results on disk (:mod:`rotlib.cache`) are kept.
+    """
+    _DATASETS.clear()
+    _FEATURES.clear()
+
+
 def _load(dataset: str, split: str, n: int | None, root: str | None) -> D.ImageData:
-    return D.random_subset(D.load_dataset(dataset, split, root), n, seed=0)
+    key = (dataset, split, n, root, str(D.fingerprint(dataset)))   # changed folder contents load anew
+    if key not in _DATASETS:
+        _DATASETS[key] = D.random_subset(D.load_dataset(dataset, split, root), n, seed=0)
+        while len(_DATASETS) > 8:
+            _DATASETS.pop(next(iter(_DATASETS)))
+    return _DATASETS[key]
 
 
 def load_split(profile: Profile, split: str = "train") -> D.ImageData:
@@ -44,7 +61,13 @@ def _epochs_for(n: int, batch_size: int, epochs: int, min_steps: int) -> int:
 
 
 def _data_config(profile: Profile) -> dict:
-    return {"dataset": profile.dataset, "n_train": profile.n_train, "augment": profile.augment}
+    fingerprint = D.fingerprint(profile.dataset)   # folder:PATH: its location and contents; None otherwise
+    return {"dataset": profile.dataset, "n_train": profile.n_train, "augment": profile.augment,
+            **({"data": fingerprint} if fingerprint else {})}
+
+
+def block_names(profile: Profile) -> list[str]:
+    return [f"conv{i + 1}" for i in range(profile.num_blocks)]
 
 
 def build_network(profile: Profile, num_classes: int) -> NetworkInNetwork:
@@ -57,16 +80,32 @@ def train_rotnet(profile: Profile, rotations: str = "4", mode: str = "all", seed
                  epochs: int | None = None, progress: bool = True) -> NetworkInNetwork:
     """A RotNet trained on the pretext task (cached).
 
-    ``mode="all"``: each batch holds ``batch_size`` images in all K rotations.
-    ``mode="random"``: each batch holds ``batch_size*K`` images with one random
-    rotation each, for K times the epochs: the same number of gradient steps
-    and of rotated images per step, so only the pairing differs.
+    ``mode="all"``: each batch holds images in all K rotations (the paper's
+    choice). ``mode="random"``: each batch holds ``batch_size*K`` images with
+    one random rotation each, for K times the epochs: the same number of
+    gradient steps and of rotated images per step, so only the pairing differs.
+
+    Rotation sets other than "4" (Table 2) follow ``profile.rotation_budget``:
+    ``"epochs"`` (the paper's protocol: ``batch_size`` images x K rotations
+    per batch for the same epochs, so 8 rotations cost twice the compute of
+    4) or ``"steps"`` (equal compute: ``4*batch_size`` rotated images per
+    step and the same number of steps as the 4-rotation model).
     """
     rotations = canonical_rotation_set(rotations)
     k = len(rotation_angles(rotations))
     epochs = epochs or profile.rotnet_epochs
-    batch = profile.batch_size if mode == "all" else profile.batch_size * k
-    cfg = TrainConfig(epochs=epochs if mode == "all" else epochs * k, batch_size=batch, lr=profile.lr,
+    b = profile.batch_size
+    if mode == "random":
+        batch, n_epochs = b * k, epochs * k
+    elif k == 4 or profile.rotation_budget == "epochs":
+        batch, n_epochs = b, epochs
+    else:
+        if (4 * b) % k or (4 * epochs) % k:
+            raise ValueError(f"rotation_budget='steps' with {k} rotations needs batch_size and epochs that make "
+                             f"4*batch_size/{k} and 4*epochs/{k} whole numbers (got {b}, {epochs}); pick multiples "
+                             f"of {k // math.gcd(k, 4)} or use rotation_budget='epochs'")
+        batch, n_epochs = 4 * b // k, 4 * epochs // k
+    cfg = TrainConfig(epochs=n_epochs, batch_size=batch, lr=profile.lr,
                       milestones=profile.rotnet_milestones, seed=seed, precision=profile.precision)
     config = {"kind": "rotnet", "rotations": rotations, "mode": mode, "seed": seed, "blocks": profile.num_blocks,
               "width": profile.width, **_data_config(profile), "train": cfg.__dict__}
@@ -91,14 +130,15 @@ def train_supervised(profile: Profile, per_class: int | None = None, seed: int =
     cfg = TrainConfig(epochs=epochs, batch_size=min(profile.batch_size, len(data)), lr=profile.lr,
                       milestones=profile.rotnet_milestones, seed=seed, precision=profile.precision)
     config = {"kind": "supervised", "per_class": per_class, "seed": seed, "blocks": profile.num_blocks,
-              "width": profile.width, **_data_config(profile), "train": cfg.__dict__}
+              "width": profile.width, **_data_config(profile), "augment": profile.supervised_augment,
+              "train": cfg.__dict__}
 
     def build():
         set_seed(seed)
         return build_network(profile, len(data.classes))
 
     def train(model, ckpt):
-        task = ClassificationTask(data.normalize, augment=profile.augment)
+        task = ClassificationTask(data.normalize, augment=profile.supervised_augment)
         return fit(model, data, task, cfg, ckpt, profile.device, desc=f"supervised[{per_class or 'all'}/class]",
                    progress=progress)
 
@@ -142,19 +182,20 @@ def _head_config(profile: Profile, n: int) -> TrainConfig:
                        milestones=profile.classifier_milestones, precision=profile.precision)
 
 
-_FEATURES: dict = {}  # the most recent frozen features (train and test), reused by consecutive probes
+_FEATURES: dict = {}  # the most recent frozen features (train and test), reused by consecutive probes; see clear_caches()
 
 
-def _frozen_features(backbone: NetworkInNetwork, profile: Profile, data: D.ImageData, subset, blocks: list[str]):
-    """Features of ``data`` at ``blocks``, computed once for consecutive probes of the same backbone and subset.
+def _frozen_features(backbone: NetworkInNetwork, profile: Profile, data: D.ImageData, subset):
+    """Features of ``data`` at every block, computed once for consecutive probes of the same backbone and subset.
 
-    The frozen backbone is deterministic in eval mode, so e.g. the classifier
-    seeds of the rotation ablation, or the test split of a label sweep, need
-    not run it again. Only the last two extractions are kept in memory.
+    The frozen backbone is deterministic in eval mode, so the blocks of
+    Table 1, or the test split of a label sweep, need not run it again. Only
+    the last two extractions are kept in memory.
     """
-    key = (backbone.cache_key, profile.dataset, profile.n_train, profile.n_test, profile.precision, subset, tuple(blocks))
+    key = (backbone.cache_key, profile.dataset, str(D.fingerprint(profile.dataset)), profile.n_train, profile.n_test,
+           profile.precision, subset)
     if key not in _FEATURES:
-        _FEATURES[key] = extract_features(backbone, data, data.normalize, blocks, device=profile.device,
+        _FEATURES[key] = extract_features(backbone, data, data.normalize, backbone.block_names, device=profile.device,
                                           precision=profile.precision)
         while len(_FEATURES) > 2:
             _FEATURES.pop(next(iter(_FEATURES)))
@@ -166,47 +207,77 @@ def probe_blocks(backbone: NetworkInNetwork, profile: Profile, blocks: list[str]
                  progress: bool = False) -> dict[str, float]:
     """Test accuracy (%) of a classifier trained on each block's frozen features (Tables 1 and 3, Fig. 5).
 
+    Each block is one :func:`probe`, cached on its own: Table 1's conv2, Table 2's
+    "4 rotations" and Table 3's "RotNet + non-linear" are the same computation.
+    """
+    return {block: probe(backbone, profile, block, classifier, per_class, seed, progress)
+            for block in (blocks or backbone.block_names)}
+
+
+def probe(backbone: NetworkInNetwork, profile: Profile, block: str = "conv2", classifier: str = "nonlinear",
+          per_class: int | None = None, seed: int = 0, progress: bool = False) -> float:
+    """Test accuracy (%) of a classifier trained on one block's frozen features (cached).
+
     The backbone is never updated. With ``profile.precompute_features`` the
-    features are computed once and the classifiers train on them; otherwise
+    features are computed once and the classifier trains on them; otherwise
     (augmented training, the paper profile) they are computed per batch.
     """
-    blocks = list(blocks or backbone.block_names)
     train_data, test = labelled_subset(profile, per_class), load_split(profile, "test")
     cfg = _head_config(profile, len(train_data))
-    key = {"backbone": backbone.cache_key, "blocks": blocks, "classifier": classifier, "per_class": per_class,
+    key = {"backbone": backbone.cache_key, "block": block, "classifier": classifier, "per_class": per_class,
            "seed": seed, **_data_config(profile), "n_test": profile.n_test, "train": cfg.__dict__}
 
     def compute():
-        results = {}
-        feats = {}
+        set_seed(seed)
         if profile.precompute_features:
-            feats = {"train": _frozen_features(backbone, profile, train_data, ("train", per_class), blocks),
-                     "test": _frozen_features(backbone, profile, test, ("test",), blocks)}
-        for block in blocks:
-            set_seed(seed)
-            if profile.precompute_features:
-                head = make_classifier(classifier, tuple(feats["train"][block].shape[1:]), len(train_data.classes),
-                                       profile.width)
-                fit(head, TensorData(feats["train"][block], train_data.labels), ClassificationTask(), cfg,
-                    device=profile.device, desc=f"{classifier} on {block}", progress=progress)
-                results[block] = accuracy(head, TensorData(feats["test"][block], test.labels), ClassificationTask(),
-                                          device=profile.device, precision=profile.precision)
-            else:
-                shape = backbone(torch.zeros(1, *train_data.shape), out_feat_keys=[block])[0].shape[1:]
-                model = Probe(backbone, block, make_classifier(classifier, tuple(shape), len(train_data.classes),
-                                                               profile.width))
-                fit(model, train_data, ClassificationTask(train_data.normalize, augment=profile.augment), cfg,
-                    device=profile.device, desc=f"{classifier} on {block}", progress=progress)
-                results[block] = accuracy(model, test, ClassificationTask(test.normalize), device=profile.device,
-                                          precision=profile.precision)
-        return results
+            train_f = _frozen_features(backbone, profile, train_data, ("train", per_class))[block]
+            test_f = _frozen_features(backbone, profile, test, ("test",))[block]
+            head = make_classifier(classifier, tuple(train_f.shape[1:]), len(train_data.classes), profile.width)
+            fit(head, TensorData(train_f, train_data.labels), ClassificationTask(), cfg,
+                device=profile.device, desc=f"{classifier} on {block}", progress=progress)
+            return accuracy(head, TensorData(test_f, test.labels), ClassificationTask(),
+                            device=profile.device, precision=profile.precision)
+        shape = feature_shape(backbone, block, train_data.shape)   # on the backbone's own device
+        model = Probe(backbone, block, make_classifier(classifier, tuple(shape), len(train_data.classes),
+                                                       profile.width))
+        fit(model, train_data, ClassificationTask(train_data.normalize, augment=profile.augment), cfg,
+            device=profile.device, desc=f"{classifier} on {block}", progress=progress)
+        return accuracy(model, test, ClassificationTask(test.normalize), device=profile.device,
+                        precision=profile.precision)
 
     return cached_json("probe", key, compute)
 
 
-def probe(backbone, profile, block="conv2", classifier="nonlinear", per_class=None, seed=0, progress=False) -> float:
-    """Test accuracy (%) of one classifier on one frozen block (cached)."""
-    return probe_blocks(backbone, profile, [block], classifier, per_class, seed, progress)[block]
+def rotation_probe(backbone: NetworkInNetwork, profile: Profile, block: str = "conv2", classifier: str = "linear",
+                   n_images: int = 1000, seed: int = 0, progress: bool = False) -> float:
+    """Test accuracy (%) of a classifier that predicts an image's rotation from one block's frozen features (cached).
+
+    The paper explains Table 1's collapse at the last block by its specialising
+    in the pretext task (Sec. 3.1); this measures how much of the rotation each
+    block makes readable. ``n_images`` training and test images, each in its 4 rotations.
+    """
+    def rotated(split: str) -> D.ImageData:
+        data = D.random_subset(load_split(profile, split), n_images, seed=0)
+        images, turns = rotate_batch(data.images, "4")
+        return D.ImageData(images, turns, ["0°", "90°", "180°", "270°"], data.mean, data.std, data.name)
+
+    train_data, test = rotated("train"), rotated("test")
+    cfg = _head_config(profile, len(train_data))
+    key = {"backbone": backbone.cache_key, "block": block, "classifier": classifier, "n_images": n_images,
+           "seed": seed, **_data_config(profile), "n_test": profile.n_test, "train": cfg.__dict__}
+
+    def compute():
+        feats = {name: extract_features(backbone, d, d.normalize, [block], device=profile.device,
+                                        precision=profile.precision)[block] for name, d in (("train", train_data),
+                                                                                             ("test", test))}
+        set_seed(seed)
+        head = make_classifier(classifier, tuple(feats["train"].shape[1:]), 4, profile.width)
+        fit(head, TensorData(feats["train"], train_data.labels), ClassificationTask(), cfg, device=profile.device,
+            desc=f"rotation from {block}", progress=progress)
+        return accuracy(head, TensorData(feats["test"], test.labels), ClassificationTask(), device=profile.device,
+                        precision=profile.precision)
+
+    return cached_json("rotprobe", key, compute)
 
 
 def supervised_accuracy(model: NetworkInNetwork, profile: Profile) -> float:

@@ -9,10 +9,13 @@ head is a global average pool and a linear layer. With ``width=192`` and
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 from torch import nn
+
+from .checks import whole_number
 
 
 class BasicBlock(nn.Sequential):
@@ -56,8 +59,10 @@ class NetworkInNetwork(nn.Module):
 
     def __init__(self, num_blocks: int = 4, width: int = 192, in_channels: int = 3, num_classes: int = 4):
         super().__init__()
-        if num_blocks < 3:
-            raise ValueError(f"num_blocks must be at least 3 (the paper uses 3, 4 or 5), got {num_blocks}")
+        num_blocks = whole_number(num_blocks, "num_blocks", 3, " (the paper uses 3, 4 or 5)")
+        width = whole_number(width, "width", 2, " (192 in the paper; the narrowest layer has width/2 channels)")
+        in_channels = whole_number(in_channels, "in_channels", 1, " (3 for RGB, 1 for gray)")
+        num_classes = whole_number(num_classes, "num_classes", 1)
         self.config = dict(num_blocks=num_blocks, width=width, in_channels=in_channels, num_classes=num_classes)
         w, w2, w3 = width, round(width * 160 / 192), round(width * 96 / 192)
         blocks: list[nn.Module] = [
@@ -131,6 +136,22 @@ class ConvClassifier(nn.Sequential):
 CLASSIFIERS = ("linear", "nonlinear", "conv")
 
 
+@torch.no_grad()
+def feature_shape(backbone: NetworkInNetwork, block: str, image_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape (C, H, W) of ``block``'s features for images of ``image_shape``.
+
+    Runs one blank image on the backbone's own device, in eval mode (so no
+    BatchNorm statistics change), and restores the backbone's mode after.
+    """
+    device = next(backbone.parameters()).device
+    modes = {m: m.training for m in backbone.modules()}
+    try:
+        return tuple(backbone.eval()(torch.zeros(1, *image_shape, device=device), out_feat_keys=[block])[0].shape[1:])
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+
+
 def make_classifier(kind: str, feature_shape: tuple[int, ...], num_classes: int, width: int = 192) -> nn.Module:
     """Build a classifier for features of shape (C, H, W)."""
     if kind == "linear":
@@ -143,12 +164,16 @@ def make_classifier(kind: str, feature_shape: tuple[int, ...], num_classes: int,
 
 
 class FrozenFeatures(nn.Module):
-    """A backbone kept frozen (eval mode, no gradients) that outputs one block's features."""
+    """A frozen copy of a backbone (eval mode, no gradients) that outputs one block's features.
+
+    It holds its own copy: the caller's network keeps its trainability,
+    device and mode, and can still be trained after probing.
+    """
 
     def __init__(self, backbone: NetworkInNetwork, block: str):
         super().__init__()
         backbone._index(block)
-        self.backbone, self.block = backbone, block
+        self.backbone, self.block = copy.deepcopy(backbone).eval(), block
         for p in self.backbone.parameters():
             p.requires_grad_(False)
 
@@ -163,7 +188,7 @@ class FrozenFeatures(nn.Module):
 
 
 class Probe(nn.Sequential):
-    """Frozen backbone block -> trainable classifier (paper Sec. 3.1, Tables 1 and 3)."""
+    """Frozen copy of a backbone block -> trainable classifier (paper Sec. 3.1, Tables 1 and 3)."""
 
     def __init__(self, backbone: NetworkInNetwork, block: str, head: nn.Module):
         super().__init__(FrozenFeatures(backbone, block), head)

@@ -9,6 +9,8 @@ images get blurred pixels and black corners, a cue the paper avoids.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torchvision.transforms.functional as TF
 
@@ -51,14 +53,29 @@ def _check_square(images: torch.Tensor) -> None:
         )
 
 
+def _check_batch(images: torch.Tensor) -> None:
+    if images.dim() != 4:
+        raise ValueError(f"expected a batch of images (N, C, H, W), got shape {tuple(images.shape)}; "
+                         "for one image add a batch dimension: images.unsqueeze(0)")
+
+
+def _quarter_turns(k) -> int:
+    """k as a whole number of quarter turns (2 and 2.0 are fine, 1.7 is an error)."""
+    value = float(k)
+    if not value.is_integer():
+        raise ValueError(f"k counts quarter turns and must be a whole number, got {k!r}; "
+                         "for other angles use rotate_by_angle(images, degrees)")
+    return int(value)
+
+
 def rotate(images: torch.Tensor, k: int) -> torch.Tensor:
-    """Rotate (..., H, W) square images by k counter-clockwise quarter turns.
+    """Rotate (..., H, W) square images by k counter-clockwise quarter turns (k a whole number, any sign).
 
     Uses only flips and a transpose, so pixels are moved, never interpolated.
     Equal to ``torchvision.transforms.functional.rotate(images, 90 * k)``.
     """
     _check_square(images)
-    k = int(k) % 4
+    k = _quarter_turns(k) % 4
     if k == 0:
         return images
     if k == 1:
@@ -75,9 +92,14 @@ def rotate_by_angle(images: torch.Tensor, degrees: float) -> torch.Tensor:
     interpolation with zero fill, which blurs and leaves black corners: the
     low-level artifacts that make the 8-rotation task easier to "cheat".
     """
-    if float(degrees) % 90 == 0:
-        return rotate(images, int(degrees) // 90)
+    degrees = float(degrees)
+    if not math.isfinite(degrees):
+        raise ValueError(f"degrees must be a finite number, got {degrees}")
+    if degrees % 90 == 0:
+        return rotate(images, degrees // 90)
     _check_square(images)
+    if images.numel() == 0:            # torchvision cannot rotate an empty batch; there is nothing to move
+        return images.clone()
     squeeze = images.dim() == 2
     x = images.unsqueeze(0) if squeeze else images
     dtype = x.dtype
@@ -95,6 +117,7 @@ def rotate_batch(images: torch.Tensor, rotations: str | int = "4") -> tuple[torc
     ``rotated`` of shape (K*N, C, H, W), rotation-major: rows ``r*N .. r*N+N-1``
     are all images rotated by the set's r-th angle, and ``labels[i]`` is that r.
     """
+    _check_batch(images)
     angles = rotation_angles(rotations)
     rotated = torch.cat([rotate_by_angle(images, a) for a in angles])
     labels = torch.arange(len(angles), device=images.device).repeat_interleave(images.shape[0])
@@ -104,6 +127,7 @@ def rotate_batch(images: torch.Tensor, rotations: str | int = "4") -> tuple[torc
 def random_rotation(images: torch.Tensor, rotations: str | int = "4",
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One random rotation of the set per image: the alternative the paper compares against."""
+    _check_batch(images)
     angles = rotation_angles(rotations)
     labels = torch.randint(len(angles), (images.shape[0],), generator=generator).to(images.device)
     out = images.clone()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 
 from . import data as D
 from . import distributed as dist
+from .checks import fractions, positive_number, whole_number
 from .rotations import random_rotation, rotate_batch, rotation_angles
 
 
@@ -52,6 +54,12 @@ def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | No
     if device.type == "cpu":
         return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
     return None
+
+
+def progress_bars_wanted() -> bool:
+    """Progress bars, unless $ROTLIB_PROGRESS=0 (set by `make notebooks` and `make test`: a notebook executed
+    without a person watching would store a stale bar in its outputs)."""
+    return os.environ.get("ROTLIB_PROGRESS", "1") != "0"
 
 
 # ---------------------------------------------------------------- tasks
@@ -109,12 +117,42 @@ class CheckpointMismatchError(RuntimeError):
 
 
 def save_atomic(obj, path) -> None:
-    """torch.save to a temporary file, then rename: an interruption never leaves a half-written file."""
+    """torch.save to a temporary file, then rename: an interruption never leaves a half-written file.
+
+    An interruption can leave the temporary ``<name>.tmp<pid>``; :mod:`rotlib.cache` removes those.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def set_aside(path, err: Exception, log=print) -> Path:
+    """Rename an unreadable file to ``<name>.corrupt`` (kept for a look) and say so."""
+    path = Path(path)
+    bad = path.with_name(path.name + ".corrupt")
+    try:
+        os.replace(path, bad)
+    except FileNotFoundError:      # another process set it aside first
+        pass
+    log(f"{path} is unreadable ({type(err).__name__}: {err}); moved it to {bad}")
+    return bad
+
+
+def load_checkpoint(path, map_location="cpu", log=print) -> dict | None:
+    """A saved state dict (``weights_only=True``), or None after setting an unreadable file aside."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+        if not isinstance(state, dict) or "model" not in state:
+            raise ValueError("not a rotlib checkpoint (no 'model' entry)")
+        return state
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        set_aside(path, err, log)
+        return None
 
 
 def architecture(model: nn.Module) -> dict:
@@ -161,6 +199,17 @@ class TrainConfig:
     channels_last: bool = True
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        whole_number(self.epochs, "epochs", 1, ": an untrained model would be cached as if trained")
+        whole_number(self.batch_size, "batch_size")
+        positive_number(self.lr, "lr (learning rate)")
+        positive_number(self.gamma, "gamma (learning-rate factor at each milestone)")
+        fractions(self.milestones, "milestones")
+        if not 0 <= self.momentum < 1 or self.weight_decay < 0:
+            raise ValueError(f"momentum must be in [0, 1) and weight_decay >= 0, got {self.momentum}, {self.weight_decay}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+
     def lr_at(self, step: int, total_steps: int) -> float:
         passed = sum(step >= round(m * total_steps) for m in self.milestones)
         return self.lr * self.gamma ** passed
@@ -177,12 +226,20 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
         desc: str = "training", progress: bool = True, log=print) -> dict:
     """Train ``model`` in place on ``task(batch)``; return the history (per-epoch and per-step).
 
-    With ``checkpoint`` (a path), the state is saved atomically after every
-    epoch and training resumes from it when it exists.
+    The model's weights change (that is the point). It trains on ``device``
+    and is then moved back to the device it came from, in eval mode (with
+    ``cfg.channels_last`` its weights keep the channels-last memory layout,
+    which computes the same). With ``checkpoint`` (a path), the state is
+    saved atomically after every epoch and training resumes from it when it
+    exists; an unreadable checkpoint is set aside and training starts over.
     """
+    if len(data) == 0:
+        raise ValueError(f"{desc}: no training images")
     if device is None or isinstance(device, str):
         device = pick_device(dist.local_device(device))
     dtype = amp_dtype(device, cfg.precision)
+    first = next(model.parameters(), None)
+    home = first.device if first is not None else device
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -194,15 +251,15 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
     history = {"epoch_loss": [], "epoch_acc": [], "step_loss": [], "step_acc": [], "lr": []}
     start = 0
     ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+    state = load_checkpoint(ckpt, device, log) if ckpt and ckpt.exists() else None
+    if state is not None:
         load_weights(model, state, source=f"checkpoint {ckpt}")
         opt.load_state_dict(state["optimizer"])
         start, history = state["epoch"], state["history"]
         log(f"{desc}: resuming from {ckpt} after epoch {start}/{cfg.epochs}")
     pin = device.type == "cuda"
-    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, disable=not progress or not dist.is_main(),
-               mininterval=1.0)
+    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, mininterval=1.0,
+               disable=not progress or not dist.is_main() or not progress_bars_wanted())
     drop_last = len(data) >= cfg.batch_size
     for epoch in range(start, cfg.epochs):
         net.train()
@@ -222,16 +279,17 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits = net(x)
             loss = F.cross_entropy(logits.float(), y)
-            loss_value = loss.item()            # one host sync per step, reused below
-            if not math.isfinite(loss_value):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            # One host sync per step: loss and correct count come back together, after the step was queued.
+            loss_value, correct = torch.stack([loss.detach(), (logits.argmax(1) == y).sum()]).tolist()
+            if not math.isfinite(loss_value):   # stop (the step with the bad loss is discarded with the run)
                 where = f" The last good state is in {ckpt}." if ckpt else ""
                 raise FloatingPointError(
                     f"{desc}: loss became {loss_value} at epoch {epoch + 1}, step {i + 1}. Lower the learning "
                     f"rate (now {cfg.lr}), check the input normalisation, or try precision='fp32'.{where}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            correct = (logits.argmax(1) == y).sum().item()
+            correct = int(correct)
             sum_loss += loss_value * len(y); sum_correct += correct; count += len(y)
             history["step_loss"].append(loss_value); history["step_acc"].append(correct / len(y))
             bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{loss_value:.3f}", acc=f"{correct / len(y):.3f}",
@@ -245,5 +303,5 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
                          "history": history, "arch": architecture(model), "train_config": asdict(cfg)}, ckpt)
         dist.barrier()
     bar.close()
-    model.eval()
+    model.to(home).eval()
     return history

@@ -2,9 +2,16 @@
 
 Each widget keeps its logic in an ``update(...)`` method that returns what
 it drew, so it can be tested without a browser; ``.ui`` is the widget box
-to display in a notebook (``display(w.ui)``).
+to display in a notebook (``display(w.ui)``). Displaying ``.ui`` also
+stores a PNG of the widget's current (default) state in the same output
+(``w.png()``): a live JupyterLab shows the widget, while GitHub and an
+untrusted notebook, which cannot show widgets, show that image instead of
+``VBox(children=...)``.
 """
 from __future__ import annotations
+
+import base64
+import io
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -15,36 +22,80 @@ from .plots import overlay, to_display
 from .rotations import rotate, rotate_by_angle, rotation_angles
 
 
-class RotateImageWidget:
+class _Box(W.VBox):
+    """The widget's box; its display data also carries a static PNG of the current state (rank below the widget)."""
+
+    def __init__(self, children, png):
+        super().__init__(children)
+        self._png = png
+
+    def _repr_mimebundle_(self, **kwargs):
+        data = super()._repr_mimebundle_(**kwargs)
+        if data is not None:
+            data["image/png"] = base64.b64encode(self._png()).decode("ascii")
+        return data
+
+
+class _FigureWidget:
+    """Shared plumbing: ``_draw(**values)`` returns ``(result, figure)``; ``update`` shows it in ``self.out``."""
+
+    controls: tuple = ()
+
+    def _wire(self, rows):
+        for name in self.controls:
+            getattr(self, name).observe(lambda _: self.update(), names="value")
+        self.ui = _Box(rows + [self.out], self.png)
+        self.update()
+
+    def _redraw(self, **values):
+        values = {k: getattr(self, k).value if v is None else v for k, v in values.items()}
+        with self.out:
+            self.out.clear_output(wait=True)
+            result, fig = self._draw(**values)
+            plt.show()
+            plt.close(fig)
+        return result
+
+    def png(self) -> bytes:
+        """The current state as a PNG image (what ``update()`` draws), e.g. for a static copy of the notebook."""
+        _, fig = self._draw(**{k: getattr(self, k).value for k in self.controls})
+        fig.text(0.5, 0, "(a still of the widget: run the notebook to use it)", ha="center", va="top", fontsize=7,
+                 color="gray")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        plt.close(fig)
+        return buf.getvalue()
+
+
+class RotateImageWidget(_FigureWidget):
     """A slider rotates an image live: exact for multiples of 90 degrees, interpolated otherwise (notebook 1)."""
+
+    controls = ("angle", "index")
 
     def __init__(self, images: torch.Tensor, titles=None):
         self.images, self.titles = images, titles
         self.angle = W.IntSlider(value=0, min=0, max=355, step=5, description="angle (deg)", continuous_update=True)
         self.index = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
         self.out = W.Output()
-        self.angle.observe(lambda _: self.update(), names="value")
-        self.index.observe(lambda _: self.update(), names="value")
-        self.ui = W.VBox([W.HBox([self.index, self.angle]), self.out])
-        self.update()
+        self._wire([W.HBox([self.index, self.angle])])
 
     def update(self, angle: int | None = None, index: int | None = None) -> torch.Tensor:
-        angle = self.angle.value if angle is None else angle
-        index = self.index.value if index is None else index
+        return self._redraw(angle=angle, index=index)
+
+    def _draw(self, angle, index):
         rotated = rotate_by_angle(self.images[index], angle)
         exact = angle % 90 == 0
-        with self.out:
-            self.out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(2.6, 2.8))
-            ax.imshow(to_display(rotated), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_title(f"{angle} deg: " + ("exact (flip/transpose)" if exact else "interpolated"), fontsize=8)
-            ax.axis("off")
-            plt.show()
-        return rotated
+        fig, ax = plt.subplots(figsize=(2.6, 2.8))
+        ax.imshow(to_display(rotated), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{angle} deg: " + ("exact (flip/transpose)" if exact else "interpolated"), fontsize=8)
+        ax.axis("off")
+        return rotated, fig
 
 
-class RotationPredictionWidget:
+class RotationPredictionWidget(_FigureWidget):
     """Rotate a test image by any angle and see the RotNet's probabilities for its K rotations (notebook 2)."""
+
+    controls = ("angle", "index")
 
     def __init__(self, model, data, rotations: str = "4", indices=None):
         self.model, self.data, self.rotations = model.eval(), data, rotations
@@ -53,10 +104,7 @@ class RotationPredictionWidget:
         self.angle = W.IntSlider(value=0, min=0, max=355, step=5, description="angle (deg)")
         self.index = W.Dropdown(options=self.indices, value=self.indices[0], description="test image")
         self.out = W.Output()
-        self.angle.observe(lambda _: self.update(), names="value")
-        self.index.observe(lambda _: self.update(), names="value")
-        self.ui = W.VBox([W.HBox([self.index, self.angle]), self.out])
-        self.update()
+        self._wire([W.HBox([self.index, self.angle])])
 
     @torch.no_grad()
     def probabilities(self, angle: float, index: int) -> torch.Tensor:
@@ -65,29 +113,31 @@ class RotationPredictionWidget:
         return torch.softmax(self.model(x).float(), dim=1)[0].cpu()
 
     def update(self, angle: int | None = None, index: int | None = None) -> torch.Tensor:
-        angle = self.angle.value if angle is None else angle
-        index = self.index.value if index is None else index
+        return self._redraw(angle=angle, index=index)
+
+    def _draw(self, angle, index):
         probs = self.probabilities(angle, index)
-        with self.out:
-            self.out.clear_output(wait=True)
-            fig, (a, b) = plt.subplots(1, 2, figsize=(6, 2.4), gridspec_kw={"width_ratios": [1, 1.6]})
-            a.imshow(to_display(rotate_by_angle(self.data.images[index], angle)), cmap="gray", interpolation="nearest")
-            a.set_title(f"rotated by {angle} deg", fontsize=8)
-            a.axis("off")
-            colors = ["tab:green" if i == int(probs.argmax()) else "tab:gray" for i in range(len(probs))]
-            b.bar([f"{d}°" for d in self.angles], probs.numpy(), color=colors)
-            b.set_ylim(0, 1)
-            b.set_title("RotNet: which rotation was applied?", fontsize=8)
-            plt.show()
-        return probs
+        fig, (a, b) = plt.subplots(1, 2, figsize=(6, 2.4), gridspec_kw={"width_ratios": [1, 1.6]})
+        a.imshow(to_display(rotate_by_angle(self.data.images[index], angle)), cmap="gray", interpolation="nearest")
+        a.set_title(f"rotated by {angle} deg", fontsize=8)
+        a.axis("off")
+        colors = ["tab:green" if i == int(probs.argmax()) else "tab:gray" for i in range(len(probs))]
+        b.bar([f"{d}°" for d in self.angles], probs.numpy(), color=colors)
+        b.set_ylim(0, 1)
+        b.set_title("RotNet: which rotation was applied?", fontsize=8)
+        return probs, fig
 
 
-class AttentionWidget:
+class AttentionWidget(_FigureWidget):
     """Pick an image, a network, a block, the power p and a rotation; the attention overlay updates (notebook 4)."""
+
+    controls = ("image", "network", "block", "p", "k")
 
     def __init__(self, models: dict, data, indices=None):
         self.models, self.data = models, data
-        self.indices = list(indices) if indices is not None else list(range(min(len(data), 50)))
+        # each image once, in the given order (a list like picked + range(20) repeats some)
+        self.indices = list(dict.fromkeys(int(i) for i in indices)) if indices is not None \
+            else list(range(min(len(data), 50)))
         first = next(iter(models.values()))
         self.image = W.Dropdown(options=self.indices, value=self.indices[0], description="image")
         self.network = W.Dropdown(options=list(models), value=list(models)[0], description="network")
@@ -95,25 +145,17 @@ class AttentionWidget:
         self.p = W.Dropdown(options=[1, 2, 4], value=2, description="p")
         self.k = W.Dropdown(options=[(f"{90 * k}°", k) for k in range(4)], value=0, description="rotation")
         self.out = W.Output()
-        for w in (self.image, self.network, self.block, self.p, self.k):
-            w.observe(lambda _: self.update(), names="value")
-        self.ui = W.VBox([W.HBox([self.image, self.network]), W.HBox([self.block, self.p, self.k]), self.out])
-        self.update()
+        self._wire([W.HBox([self.image, self.network]), W.HBox([self.block, self.p, self.k])])
 
     def update(self, image=None, network=None, block=None, p=None, k=None) -> torch.Tensor:
-        image = self.image.value if image is None else image
-        network = self.network.value if network is None else network
-        block = self.block.value if block is None else block
-        p = self.p.value if p is None else p
-        k = self.k.value if k is None else k
+        return self._redraw(image=image, network=network, block=block, p=p, k=k)
+
+    def _draw(self, image, network, block, p, k):
         raw = rotate(self.data.images[image:image + 1], k)
         model = self.models[network]
         device = next(model.parameters()).device
         maps = block_attention(model, self.data.normalize(raw).to(device), block, p).cpu()
         heat = normalize_maps(maps, size=raw.shape[-1])[0]
-        with self.out:
-            self.out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(2.8, 3.0))
-            overlay(raw[0], heat, ax, title=f"{network}, {block}, p={p}, {90 * k}°")
-            plt.show()
-        return heat
+        fig, ax = plt.subplots(figsize=(2.8, 3.0))
+        overlay(raw[0], heat, ax, title=f"{network}, {block}, p={p}, {90 * k}°")
+        return heat, fig

@@ -44,11 +44,74 @@ def test_shuffled_map_scores_near_zero():
     assert abs(equivariance_score(scrambled, torch.rand(100, 1, 8, 8))) < 0.05
 
 
-def test_model_equivariance_in_range():
-    m = NetworkInNetwork(3, 16, 1, 4)
-    s = model_equivariance(m, torch.rand(4, 1, 28, 28), "conv2", p=2)
-    assert -1 <= s <= 1
+def test_model_equivariance_scores_the_named_block():
+    torch.manual_seed(0)
+    m = NetworkInNetwork(3, 16, 1, 4).eval()
+    x = torch.rand(4, 1, 28, 28)
+    scores = {}
+    for block in ("conv1", "conv2"):
+        scores[block] = model_equivariance(m, x, block, p=2)
+        assert scores[block] == pytest.approx(equivariance_score(lambda im: m(im, out_feat_keys=[block])[0], x, p=2))
+    assert scores["conv1"] != pytest.approx(scores["conv2"], abs=1e-4)
 
 
 def test_public_attention_name():
     assert rotlib.attention_map is attention_map
+
+
+def test_ring_and_border_share():
+    from rotlib.attention import border_share, ring_mask, uniform_border_share
+    assert ring_mask(8).sum() == 28 and ring_mask(16).sum() == 256 - 144   # 1 cell at 8x8, 2 cells at 16x16
+    assert uniform_border_share(8) == uniform_border_share(16) == pytest.approx(28 / 64)
+    flat, zero = torch.ones(2, 8, 8), torch.zeros(1, 8, 8)
+    ring_only = ring_mask(8).float()[None]
+    assert border_share(flat).tolist() == pytest.approx([28 / 64] * 2)
+    assert border_share(zero).item() == pytest.approx(28 / 64)          # no mass: counted as flat
+    assert border_share(ring_only).item() == pytest.approx(1.0)
+    assert border_share(1 - ring_only).item() == pytest.approx(0.0)
+
+
+def _trained_like(seed=0):
+    """A small NIN whose batch norms have non-zero shifts, as after training (at init they map 0 to 0)."""
+    torch.manual_seed(seed)
+    m = NetworkInNetwork(3, 16, 3, 4)
+    for bn in m.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.bias.data.uniform_(0.1, 0.5)
+    return m.eval()
+
+
+def test_zero_padding_frame_and_its_removal():
+    """A mean-colour image (all zeros) lights up the border only through the zero padding: without it the maps are flat."""
+    from rotlib.attention import attention_map, block_features, border_share, uniform_border_share, with_padding
+    m = _trained_like()
+    grey = torch.zeros(1, 3, 32, 32)
+    padded = block_features(m, grey, ["conv2", "conv3"])
+    unpadded = block_features(with_padding(m), grey, ["conv2", "conv3"])
+    for b in ("conv2", "conv3"):
+        a, u = attention_map(padded[b]), attention_map(unpadded[b])
+        assert a.std() > 1e-3 * a.mean()                                 # a frame: not flat
+        assert u.std() <= 1e-5 * u.mean()                                # flat: nothing left at the border
+        assert border_share(u).item() == pytest.approx(uniform_border_share(8), abs=1e-5)
+    assert all(c.padding_mode == "zeros" for c in m.modules() if isinstance(c, torch.nn.Conv2d))   # original untouched
+
+
+def test_equivariance_scores_match_the_single_score():
+    from rotlib.attention import equivariance_scores
+    m = _trained_like(1)
+    x = torch.randn(6, 3, 32, 32)
+    scores = equivariance_scores(m, x, ["conv1", "conv3"], ps=(1, 4), batch_size=4, interior=True)
+    for b in ("conv1", "conv3"):
+        for p in (1, 4):
+            assert scores[(b, p)] == pytest.approx(model_equivariance(m, x, b, p), abs=1e-5)
+            assert -1 <= scores[(b, p, "interior")] <= 1
+
+
+def test_attention_widget_lists_each_image_once():
+    from rotlib.data import ImageData
+    from rotlib.widgets import AttentionWidget
+    data = ImageData(torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8), torch.arange(5), ["a"] * 5,
+                     (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    w = AttentionWidget({"net": NetworkInNetwork(3, 16, 3, 4)}, data, indices=[3, 0, 3, 1, 0, 1, 2])
+    assert w.indices == [3, 0, 1, 2] and list(w.image.options) == [3, 0, 1, 2]

@@ -68,3 +68,31 @@ def test_random_rotation_labels_line_up():
     for i in range(64):
         assert torch.equal(out[i], rotate(x[i], labels[i].item()))
     assert len(labels.unique()) == 4
+
+
+def test_rotate_needs_whole_quarter_turns():
+    x = torch.rand(2, 1, 5, 5)
+    with pytest.raises(ValueError, match="whole number.*rotate_by_angle"):
+        rotate(x, 1.7)
+    assert torch.equal(rotate(x, 2.0), rotate(x, 2)) and torch.equal(rotate(x, torch.tensor(3)), rotate(x, 3))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_rotate_by_angle_refuses_non_finite(bad):
+    with pytest.raises(ValueError, match="finite"):
+        rotate_by_angle(torch.rand(1, 1, 8, 8), bad)
+
+
+@pytest.mark.parametrize("name,k", [("4", 4), ("8", 8)])
+def test_rotate_batch_of_nothing(name, k):
+    rotated, labels = rotate_batch(torch.zeros(0, 3, 8, 8, dtype=torch.uint8), name)
+    assert rotated.shape == (0, 3, 8, 8) and rotated.dtype == torch.uint8 and labels.shape == (0,)
+
+
+def test_single_image_is_not_taken_for_a_batch():
+    one = torch.rand(3, 8, 8)  # (C, H, W): would be 3 one-channel "images"
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\).*unsqueeze\(0\)"):
+        rotate_batch(one)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        random_rotation(one)
+    assert rotate_batch(one.unsqueeze(0))[0].shape == (4, 3, 8, 8)

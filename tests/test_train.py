@@ -41,7 +41,7 @@ def test_resume_continues_from_saved_epoch(tiny, tmp_path):
     part = NetworkInNetwork(3, 16, 3, 4)
     fit(part, data, RotationTask(data.normalize), TrainConfig(epochs=3, batch_size=20, lr=0.05, extra={}), ckpt,
         device="cpu", progress=False)
-    state = torch.load(ckpt, weights_only=False)
+    state = torch.load(ckpt, weights_only=True)
     assert state["epoch"] == 3
 
     # interrupt after 1 epoch: train 1 epoch of a 3-epoch run by stopping via an exception in the task
@@ -61,7 +61,7 @@ def test_resume_continues_from_saved_epoch(tiny, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         fit(interrupted, data, Stop(data.normalize), cfg, ckpt2, device="cpu", progress=False)
-    assert torch.load(ckpt2, weights_only=False)["epoch"] == 1
+    assert torch.load(ckpt2, weights_only=True)["epoch"] == 1
     logs = []
     resumed = NetworkInNetwork(3, 16, 3, 4)
     hist = fit(resumed, data, RotationTask(data.normalize), cfg, ckpt2, device="cpu", progress=False, log=logs.append)
@@ -75,7 +75,7 @@ def test_checkpoint_of_other_width_is_refused(tmp_path):
     from rotlib.train import architecture
     save_atomic({"model": src.state_dict(), "arch": architecture(src)}, tmp_path / "w16.pt")
     with pytest.raises(CheckpointMismatchError, match="width': 16.*delete"):
-        load_weights(NetworkInNetwork(3, 32, 3, 4), torch.load(tmp_path / "w16.pt", weights_only=False),
+        load_weights(NetworkInNetwork(3, 32, 3, 4), torch.load(tmp_path / "w16.pt", weights_only=True),
                      source=str(tmp_path / "w16.pt"))
     with pytest.raises(CheckpointMismatchError, match="does not fit"):
         load_weights(NetworkInNetwork(3, 32, 3, 4), {"model": src.state_dict()})
@@ -99,14 +99,20 @@ def test_schedule_shape():
         amp_dtype(torch.device("cpu"), "fp8")
 
 
+def _counts(percent: float, n: int) -> bool:
+    """Whether ``percent`` is k/n for a whole k: an accuracy measured on exactly n examples."""
+    return abs(percent * n / 100 - round(percent * n / 100)) < 1e-4
+
+
 def test_probe_and_random_baseline(tiny):
     model = E.train_rotnet(tiny, progress=False)
+    n_test = len(E.load_split(tiny, "test"))
     acc = E.probe_blocks(model, tiny, classifier="nonlinear", progress=False)
-    assert set(acc) == {"conv1", "conv2", "conv3"} and all(0 <= v <= 100 for v in acc.values())
+    assert set(acc) == {"conv1", "conv2", "conv3"} and all(_counts(v, n_test) for v in acc.values())
     assert E.probe_blocks(model, tiny, classifier="nonlinear", progress=False) == acc  # cached
     rnd = E.random_init(tiny)
-    assert 0 <= E.probe(rnd, tiny, "conv2", "linear", progress=False) <= 100
-    assert 0 <= E.rotation_accuracy(model, tiny) <= 100
+    assert _counts(E.probe(rnd, tiny, "conv2", "linear", progress=False), n_test)
+    assert _counts(E.rotation_accuracy(model, tiny), 4 * n_test)
 
 
 def test_crossover():
@@ -138,3 +144,49 @@ def test_consecutive_probes_reuse_frozen_features(tiny, cache, monkeypatch):
     E._FEATURES.clear()
     monkeypatch.setenv("ROTLIB_CACHE", str(cache.parent / "other-cache"))
     assert E.probe(model, tiny, "conv2", "linear", seed=0) == first  # same result as computing afresh
+
+
+def test_train_config_refuses_bad_values():
+    for bad in ({"epochs": 0}, {"epochs": -1}, {"epochs": 2.5}, {"batch_size": 0}, {"lr": 0}, {"lr": float("nan")},
+                {"milestones": (0.8, 0.3)}, {"milestones": (0.5, 1.5)}, {"precision": "fp8"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TrainConfig(**{"epochs": 1, **bad})
+
+
+def test_fit_refuses_an_empty_dataset():
+    from rotlib.train import ClassificationTask, TensorData
+    with pytest.raises(ValueError, match="no training images"):
+        fit(torch.nn.Linear(2, 2), TensorData(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)),
+            ClassificationTask(), TrainConfig(epochs=1), device="cpu", progress=False)
+
+
+def _probe_blocks_per_batch(profile):
+    """The paper profile's probe path (features computed per batch) over several blocks; the RotNet stays as it was."""
+    model = E.train_rotnet(profile, progress=False)
+    device = next(model.parameters()).device
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    acc = E.probe_blocks(model, profile, classifier="linear", progress=False)
+    assert set(acc) == {"conv1", "conv2", "conv3"}
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(p.requires_grad for p in model.parameters()) and next(model.parameters()).device == device
+    data = E.load_split(profile, "train")
+    fit(model, data, RotationTask(data.normalize), TrainConfig(epochs=1, batch_size=20), device=profile.device,
+        progress=False)                                 # it can still be trained, and comes back to its device
+    assert next(model.parameters()).device == device
+    assert not torch.equal(model.state_dict()["blocks.0.0.0.weight"], before["blocks.0.0.0.weight"])
+
+
+def test_probe_blocks_without_precomputed_features(tiny):
+    _probe_blocks_per_batch(tiny.replace(precompute_features=False))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_probe_blocks_without_precomputed_features_on_cuda(tiny):
+    _probe_blocks_per_batch(tiny.replace(precompute_features=False, device="cuda"))
+    from rotlib.evaluate import accuracy
+    from rotlib.train import ClassificationTask
+    net, test = E.random_init(tiny), E.load_split(tiny, "test")
+    accuracy(net, test, ClassificationTask(test.normalize), device="cuda")
+    assert next(net.parameters()).device.type == "cpu"  # evaluation does not move the caller's model

@@ -1,3 +1,7 @@
+import base64
+import io
+import math
+
 import matplotlib
 import pytest
 import torch
@@ -5,19 +9,62 @@ import torch
 matplotlib.use("Agg")
 
 from rotlib import NetworkInNetwork  # noqa: E402
-from rotlib.filters import filter_spectrum_stats, first_layer_weight  # noqa: E402
+from rotlib.filters import (colour_share, filter_stats, first_layer_weight, log_power_spectrum,  # noqa: E402
+                            upsample)
 from rotlib.rotations import rotate  # noqa: E402
 from rotlib.widgets import AttentionWidget, RotateImageWidget, RotationPredictionWidget  # noqa: E402
 from rotlib import experiments as E  # noqa: E402
+
+
+def record_draws(w):
+    """Spy on a widget's drawing: each redraw appends (values, result, PNG bytes of the figure it drew)."""
+    draws, draw = [], w._draw
+
+    def spy(**values):
+        result, fig = draw(**values)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        draws.append((values, result, buf.getvalue()))
+        return result, fig
+
+    w._draw = spy
+    return draws
+
+
+def moved(w, draws, control, value):
+    """Move a control as a user would; assert its callback redrew the output with the new value and a new image."""
+    before = len(draws)
+    getattr(w, control).value = value
+    assert len(draws) == before + 1, f"moving {control!r} did not redraw the output"
+    values, result, png = draws[-1]
+    assert values[control] == value
+    if before:
+        assert png != draws[-2][2], f"moving {control!r} redrew the same image"
+    return result
 
 
 def test_rotate_image_widget_update():
     imgs = torch.randint(0, 256, (3, 1, 10, 10), dtype=torch.uint8)
     w = RotateImageWidget(imgs)
     assert torch.equal(w.update(angle=90, index=1), rotate(imgs[1], 1))
-    w.angle.value = 180  # the slider callback runs update()
-    assert torch.equal(w.update(), rotate(imgs[0], 2))
+    draws = record_draws(w)
+    w.update()
+    assert torch.equal(moved(w, draws, "angle", 180), rotate(imgs[0], 2))  # the slider callback redraws
+    assert torch.equal(moved(w, draws, "index", 2), rotate(imgs[2], 2))
+    assert torch.equal(w.update(), rotate(imgs[2], 2))
     assert w.update(angle=45, index=2)[0, 0, 0] == 0
+
+
+def test_widget_static_figure():
+    """Displaying .ui also stores a PNG of the current state, which GitHub and untrusted notebooks show."""
+    imgs = torch.randint(0, 256, (3, 1, 10, 10), dtype=torch.uint8)
+    w = RotateImageWidget(imgs)
+    bundle = w.ui._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "text/plain" in bundle
+    png = base64.b64decode(bundle["image/png"])
+    assert png.startswith(b"\x89PNG") and png == w.png()
+    w.angle.value = 90
+    assert w.png() != png
 
 
 def test_rotation_prediction_widget(tiny):
@@ -27,8 +74,10 @@ def test_rotation_prediction_widget(tiny):
     probs = w.update(angle=90, index=3)
     assert probs.shape == (4,) and probs.sum().item() == pytest.approx(1.0, abs=1e-5)
     assert not torch.allclose(probs, w.update(angle=0, index=3))
-    w.index.value = 5
-    w.angle.value = 270
+    draws = record_draws(w)
+    w.update()
+    assert torch.allclose(moved(w, draws, "index", 5), w.probabilities(0, 5))
+    assert torch.allclose(moved(w, draws, "angle", 270), w.probabilities(270, 5))
 
 
 def test_attention_widget(tiny):
@@ -37,18 +86,53 @@ def test_attention_widget(tiny):
     w = AttentionWidget(nets, test)
     heat = w.update(image=2, network="random", block="conv1", p=4, k=1)
     assert heat.shape == (32, 32) and heat.min() == 0 and heat.max() == 1
-    w.p.value = 1
-    w.k.value = 3
+    draws = record_draws(w)
+    w.update()
+    for control, value in [("p", 1), ("k", 3), ("block", "conv1"), ("network", "other"), ("image", 7)]:
+        assert torch.equal(moved(w, draws, control, value), w.update())
 
 
-def test_filter_stats_separate_smooth_oriented_from_noise():
-    torch.manual_seed(0)
-    noise = torch.randn(64, 3, 5, 5)
-    yy, xx = torch.meshgrid(torch.arange(5.0), torch.arange(5.0), indexing="ij")
-    angles = torch.linspace(0, 3.14159, 65)[:64]
-    gratings = torch.stack([torch.cos(0.9 * (xx * a.cos() + yy * a.sin())) for a in angles])[:, None].repeat(1, 3, 1, 1)
-    s_noise, s_grat = filter_spectrum_stats(noise), filter_spectrum_stats(gratings)
-    assert s_grat["orientedness"] > s_noise["orientedness"] + 0.3
-    assert s_grat["smoothness"] > s_noise["smoothness"]
-    assert s_grat["orientation_entropy"] > 2.5  # orientations cover the half circle
+def gabor(theta, freq=0.2, sigma=1.5, phase=0.0, size=5):
+    """A size x size Gabor filter: a grating of ``freq`` cycles/pixel whose wave vector points along ``theta``."""
+    yy, xx = torch.meshgrid(torch.arange(size) - size // 2.0, torch.arange(size) - size // 2.0, indexing="ij")
+    u = xx * math.cos(theta) + yy * math.sin(theta)
+    return torch.exp(-(xx ** 2 + yy ** 2) / (2 * sigma ** 2)) * torch.cos(2 * math.pi * freq * u + phase)
+
+
+def test_filter_variety_counts_oriented_filters_only():
+    """The variety statistic: oriented filters at many orientations score high; white noise and one
+    oriented filter repeated score low, although the naive orientation entropy calls noise varied."""
+    angles = [math.pi * i / 8 for i in range(8)]            # one per orientation bin (+ pi/16: its centre)
+    bank = torch.stack([gabor(a + math.pi / 16, f, s, ph) for a in angles for f in (0.15, 0.25) for s in (1.5, 2.5)
+                        for ph in (0.0, math.pi / 2)])[:, None].repeat(1, 3, 1, 1)   # 64 luminance Gabors
+    noise = torch.randn(64, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    repeated = gabor(0.3)[None, None].repeat(64, 3, 1, 1)
+    s_bank, s_noise, s_rep = filter_stats(bank), filter_stats(noise), filter_stats(repeated)
+    assert s_bank["oriented_share"] == 1 and s_bank["orientation_entropy"] == pytest.approx(3.0)
+    assert s_bank["oriented_variety"] > 0.95
+    assert s_noise["oriented_share"] < 0.1 and s_noise["oriented_variety"] < 0.1
+    assert s_noise["entropy_all"] > 2.5          # what the old statistic measured: noise looks "varied"
+    assert s_rep["oriented_share"] == 1 and s_rep["oriented_variety"] < 0.1
+    assert s_bank["smoothness"] > s_noise["smoothness"] + 0.2
     assert first_layer_weight(NetworkInNetwork(3, 16, 3, 4)).shape == (16, 3, 5, 5)
+
+
+def test_colour_share_splits_luminance_from_colour():
+    g = gabor(0.0)
+    lum = g[None, None].repeat(1, 3, 1, 1)                           # the same in R, G and B
+    opponent = torch.stack([g, -g, torch.zeros_like(g)])[None]     # R - G
+    noise = torch.randn(4000, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    assert colour_share(lum).item() == pytest.approx(0.0, abs=1e-6)
+    assert colour_share(opponent).item() == pytest.approx(1.0)
+    assert colour_share(noise).mean().item() == pytest.approx(2 / 3, abs=0.01)   # 2 of 3 directions are colour
+    assert filter_stats(opponent.repeat(2, 1, 1, 1))["colour_share"] == pytest.approx(1.0)
+
+
+def test_filter_display_helpers():
+    w = torch.randn(6, 3, 5, 5)
+    up = upsample(w, 8)
+    assert up.shape == (6, 3, 40, 40) and torch.equal(up[..., ::8, ::8], w)
+    spec = log_power_spectrum(w, pad=32)
+    assert spec.shape == (6, 32, 32)
+    flat = log_power_spectrum(torch.ones(1, 3, 5, 5), pad=32)[0]    # a constant filter: all power at zero frequency
+    assert flat.argmax().item() == 16 * 32 + 16

@@ -1,0 +1,264 @@
+"""Every number the series reports, in one file per profile: ``results/<profile>.json``.
+
+Notebooks compute a quantity once (cached, see :mod:`rotlib.experiments`)
+and :func:`record` it here under a stable name, e.g.
+``table1.nonlinear.rotnet.conv2``, with its per-seed values, their mean,
+standard deviation and count, and the paper's number where there is one.
+The README's results table is generated from these files (``make results``)
+and ``make check-results`` checks that the README and every "mean ± std"
+printed in a stored notebook agree with them. CI re-executes the notebooks
+into a fresh file and :func:`compare` fails when a fresh value leaves its
+tolerance around the committed one.
+
+Command line: ``python -m rotlib.results {table,readme,check,compare}``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+MIN_TOLERANCE = 1.0          # points: the smallest gap CI treats as a change (see tolerance())
+
+
+def results_dir() -> Path:
+    """``$ROTLIB_RESULTS`` or ``results/`` in the checkout."""
+    return Path(os.environ.get("ROTLIB_RESULTS", ROOT / "results"))
+
+
+def results_path(profile_name: str, folder: Path | None = None) -> Path:
+    return Path(folder or results_dir()) / f"{profile_name}.json"
+
+
+def load(profile_name: str = "quick", folder: Path | None = None) -> dict:
+    """The recorded quantities of a profile ({} when none were recorded)."""
+    path = results_path(profile_name, folder)
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); restore it with `git checkout -- {path}` "
+                         "or delete it and re-run the notebooks") from None
+
+
+def summarize(values) -> dict:
+    """Mean, sample standard deviation (0 for one value) and count of a list of numbers."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("no values to summarise")
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"value": round(mean, 2), "std": round(std, 2), "n": n, "values": [round(v, 2) for v in values]}
+
+
+def tolerance(entry: dict) -> float:
+    """How far a fresh re-run's mean may fall from the committed mean: three standard errors of the
+    difference of two means of n seeds (3 * std * sqrt(2 / n)), and at least MIN_TOLERANCE points."""
+    return round(max(MIN_TOLERANCE, 3 * entry["std"] * math.sqrt(2 / entry["n"])), 2)
+
+
+class Entry(dict):
+    """One recorded quantity; shows as ``name: mean ± std (n=..., paper ...)``."""
+
+    def __repr__(self) -> str:
+        paper = f", paper {self['paper']:.2f}" if self.get("paper") is not None else ""
+        return f"{self['name']}: {self['value']:.2f} ± {self['std']:.2f} (n={self['n']}{paper})"
+
+
+def record(name: str, values, profile, notebook: str, paper: float | None = None, unit: str = "%") -> Entry:
+    """Store a quantity's per-seed ``values`` under ``name`` in ``results/<profile>.json`` (atomically)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.\-/]+", name):
+        raise ValueError(f"quantity names use letters, digits and . _ - /, got {name!r}")
+    entry = {"name": name, **summarize(values), "paper": paper, "unit": unit, "notebook": notebook,
+             "dataset": profile.dataset}
+    entry["tol"] = tolerance(entry)
+    path = results_path(profile.name)
+    data = load(profile.name)
+    data[name] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+    os.replace(tmp, path)
+    return Entry(entry)
+
+
+def difference(a: dict, b: dict, z: float = 2.0) -> dict:
+    """``a - b`` with its standard error; ``verdict`` is ``"higher"``, ``"lower"`` or ``"tie"`` (within z
+    standard errors). With 2 seeds the spread itself is a rough estimate: read ties generously."""
+    diff = a["value"] - b["value"]
+    se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+    verdict = "tie" if abs(diff) <= z * se else ("higher" if diff > 0 else "lower")
+    return {"diff": round(diff, 2), "se": round(se, 2), "verdict": verdict}
+
+
+# ---------------------------------------------------------------- the README's table
+# (row label, quantity names joined by " / ") in reading order; rows whose quantities are all absent are skipped.
+README_ROWS = [
+    ("rotation accuracy (test, 4 rotations)", ["rotation_accuracy"]),
+    ("Table 1, RotNet + non-linear, conv1 / conv2 / conv3 / conv4",
+     [f"table1.nonlinear.rotnet.conv{b}" for b in range(1, 5)]),
+    ("same, random-init features", [f"table1.nonlinear.random.conv{b}" for b in range(1, 5)]),
+    ("same classifier on raw pixels", ["pixels.nonlinear"]),
+    ("Table 1, RotNet + linear, conv1 / conv2 / conv3 / conv4", [f"table1.linear.rotnet.conv{b}" for b in range(1, 5)]),
+    ("Table 3, supervised NIN", ["table3.supervised"]),
+    ("Table 3, random init + conv", ["table3.random_conv"]),
+    ("Table 3, RotNet + non-linear", ["table3.rotnet_nonlinear"]),
+    ("Table 3, RotNet + conv", ["table3.rotnet_conv"]),
+    ("Table 2, 4 rotations", ["table2.4"]),
+    ("Table 2, 8 rotations (45° steps)", ["table2.8"]),
+    ("Table 2, 2 rotations (0/180)", ["table2.2-0/180"]),
+    ("Table 2, 2 rotations (90/270)", ["table2.2-90/270"]),
+    ("Fig. 5, 20 labels/class: RotNet + conv / supervised", ["fig5.rotnet.20", "fig5.supervised.20"]),
+    ("Fig. 5, 100 labels/class: RotNet + conv / supervised", ["fig5.rotnet.100", "fig5.supervised.100"]),
+    ("Fig. 5, all labels: RotNet + conv / supervised", ["fig5.rotnet.all", "fig5.supervised.all"]),
+    ("all 4 rotations per batch / 1 random rotation, conv2 non-linear, all labels",
+     ["batching.all4.all", "batching.random1.all"]),
+]
+TABLE_START, TABLE_END = "<!-- results table: generated by `make results`, do not edit -->", "<!-- end of results table -->"
+
+
+def _cell(results: dict, names: list[str], with_std: bool = True) -> str:
+    parts = []
+    for n in names:
+        e = results.get(n)
+        parts.append("—" if e is None else (f"{e['value']:.1f} ± {e['std']:.1f}" if with_std else f"{e['value']:.2f}"))
+    return " / ".join(parts)
+
+
+def _paper_cell(results: dict, names: list[str]) -> str:
+    papers = [results.get(n, {}).get("paper") for n in names]
+    return "—" if all(p is None for p in papers) else " / ".join("—" if p is None else f"{p:.2f}" for p in papers)
+
+
+def readme_table(profiles=("quick", "paper"), folder: Path | None = None) -> str:
+    """The markdown results table: the paper's numbers beside ours, one column per profile that has results."""
+    data = {p: load(p, folder) for p in profiles}
+    cols = [p for p in profiles if data[p]]
+    if not cols:
+        raise ValueError(f"no results in {folder or results_dir()}: execute the notebooks first (make notebooks)")
+    merged = {k: v for p in reversed(cols) for k, v in data[p].items()}
+    header = ["result", "paper (CIFAR-10)"] + [
+        f"ours, `{p}` ({next(iter(data[p].values()))['dataset']}), mean ± std" for p in cols]
+    lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(cols)]
+    for label, names in README_ROWS:
+        if not any(n in data[p] for p in cols for n in names):
+            continue
+        lines.append("| " + " | ".join([label, _paper_cell(merged, names)] + [_cell(data[p], names) for p in cols]) + " |")
+    ns = sorted({e["n"] for p in cols for e in data[p].values()})
+    lines.append("")
+    lines.append(f"Each cell is the mean ± standard deviation over n = {'/'.join(map(str, ns))} runs "
+                 "(RotNet seeds, see `results/*.json` for every value and its n).")
+    return "\n".join(lines)
+
+
+def _splice(text: str, table: str) -> str:
+    if TABLE_START not in text or TABLE_END not in text:
+        raise ValueError(f"README.md lacks the markers {TABLE_START!r} ... {TABLE_END!r}")
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    return f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}"
+
+
+def write_readme(readme: Path = README) -> None:
+    readme.write_text(_splice(readme.read_text(), readme_table()))
+
+
+# ---------------------------------------------------------------- checks
+PAIR = re.compile(r"(-?\d+(?:\.(\d+))?)\s*±\s*(\d+(?:\.(\d+))?)")
+
+
+def _matches(results: dict, mean: str, mean_dec: str | None, std: str, std_dec: str | None) -> bool:
+    """Is some recorded (value, std) equal to the printed pair at the printed precision?"""
+    dm, ds = len(mean_dec or ""), len(std_dec or "")
+    for e in results.values():
+        for sign in (1, -1):                         # a printed difference may be "b - a"
+            if (f"{sign * e['value']:.{dm}f}" == mean or f"{sign * e['value']:.{dm}f}" == mean.replace("-", "")) \
+                    and f"{e['std']:.{ds}f}" == std:
+                return True
+    return False
+
+
+def check_text(results: dict, text: str, where: str) -> list[str]:
+    """Every ``mean ± std`` in ``text`` must be a recorded quantity (at the printed precision)."""
+    return [f"{where}: '{m.group(0)}' is not in the results file" for m in PAIR.finditer(text)
+            if not _matches(results, m.group(1), m.group(2), m.group(3), m.group(4))]
+
+
+def check_notebooks(results: dict, notebooks) -> list[str]:
+    """Every ``mean ± std`` in a stored notebook (markdown and outputs) must be a recorded quantity."""
+    problems = []
+    for nb_path in notebooks:
+        nb = json.loads(Path(nb_path).read_text())
+        for i, cell in enumerate(nb["cells"]):
+            texts = ["".join(cell.get("source", ""))] if cell["cell_type"] == "markdown" else []
+            for out in cell.get("outputs", []):
+                texts.append("".join(out.get("text", "")))
+                texts += ["".join(v) for k, v in out.get("data", {}).items() if k in ("text/plain", "text/markdown")]
+            for text in texts:
+                problems += check_text(results, text, f"{Path(nb_path).name} cell {i}")
+                if "VERDICT" in text or "TODO" in text:
+                    problems.append(f"{Path(nb_path).name} cell {i}: an unfilled placeholder (VERDICT/TODO)")
+    return sorted(set(problems))
+
+
+def compare(fresh: dict, committed: dict) -> list[str]:
+    """Quantities of the committed file that a fresh run lacks or moved beyond their tolerance."""
+    problems = []
+    for name, old in sorted(committed.items()):
+        new = fresh.get(name)
+        if new is None:
+            problems.append(f"{name}: committed {old['value']:.2f} but not produced by the fresh run")
+        elif abs(new["value"] - old["value"]) > old["tol"]:
+            problems.append(f"{name}: fresh {new['value']:.2f} vs committed {old['value']:.2f} "
+                            f"(tolerance ±{old['tol']:.2f})")
+    return problems
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rotlib.results", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("table", help="print the README's results table")
+    sub.add_parser("readme", help="write the results table into README.md")
+    chk = sub.add_parser("check", help="README table and stored notebooks agree with results/*.json")
+    chk.add_argument("--profile", default="quick")
+    cmp_ = sub.add_parser("compare", help="a fresh results file against the committed one")
+    cmp_.add_argument("fresh", type=Path)
+    cmp_.add_argument("committed", type=Path)
+    args = parser.parse_args(argv)
+    if args.cmd == "table":
+        print(readme_table())
+    elif args.cmd == "readme":
+        write_readme()
+        print(f"wrote the results table into {README}")
+    elif args.cmd == "check":
+        problems = []
+        if _splice(README.read_text(), readme_table()) != README.read_text():
+            problems.append("README.md's results table is not what `make results` generates: run `make results`")
+        notebooks = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+        problems += check_notebooks(load(args.profile), notebooks)
+        every = {f"{p}:{k}": v for p in ("quick", "paper") for k, v in load(p).items()}
+        problems += check_text(every, README.read_text(), "README.md")
+        for p in problems:
+            print("FAIL", p)
+        print(f"check-results: {len(problems)} problem(s) in README.md and {len(notebooks)} notebooks")
+        return 1 if problems else 0
+    elif args.cmd == "compare":
+        fresh, committed = (json.loads(p.read_text()) for p in (args.fresh, args.committed))
+        problems = compare(fresh, committed)
+        for p in problems:
+            print("FAIL", p)
+        print(f"compare: {len(committed) - len(problems)} of {len(committed)} quantities within tolerance")
+        return 1 if problems else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The paper's quantities: one computation each, over seeds, recorded once; equal compute across rotation sets."""
+import json
+
+import pytest
+
+from rotlib import experiments as E
+from rotlib import paper as P
+
+
+@pytest.fixture
+def two_seeds(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROTLIB_RESULTS", str(tmp_path / "results"))
+    return tiny.replace(seeds=(0, 1))
+
+
+def test_one_source_for_table1_table2_table3(two_seeds):
+    profile = two_seeds
+    t1 = P.table1(profile, kinds=("rotnet", "random"))
+    t2 = P.table2(profile, sets=("4",))
+    t3 = P.table3(profile)
+    assert t1["rotnet.conv2"]["values"] == t2["4"]["values"] == t3["rotnet_nonlinear"]["values"]
+    assert t1["rotnet.conv2"]["n"] == 2 and t1["rotnet.conv2"]["paper"] == 89.06
+    gap = [a - b for a, b in zip(t1["rotnet.conv2"]["values"], t1["random.conv2"]["values"])]
+    assert t1["gap.conv2"]["values"] == pytest.approx(gap, abs=0.011)
+    saved = json.loads(P.R.results_path(profile.name).read_text())
+    assert saved["table2.4"]["values"] == t2["4"]["values"]
+
+
+def test_rotation_sets_train_with_equal_compute(two_seeds):
+    profile = two_seeds.replace(seeds=(0,))
+    steps = {s: len(E.train_rotnet(profile, s).history["step_loss"]) for s in ("4", "8", "2-0/180")}
+    assert steps["8"] == steps["4"] == steps["2-0/180"]
+    paper_protocol = profile.replace(rotation_budget="epochs")
+    assert len(E.train_rotnet(paper_protocol, "8").history["epoch_loss"]) == profile.rotnet_epochs
+    with pytest.raises(ValueError, match="whole numbers"):
+        E.train_rotnet(profile.replace(batch_size=3), "8")
+
+
+def test_fig5_crossover_per_seed(two_seeds):
+    out = P.fig5(two_seeds, per_class=(2, None))
+    assert set(out["rotnet"]) == {2, None} and len(out["crossover"]) == 2
+    assert out["labels"][0] == 2 * 10
+    assert out["rotnet"][None]["paper"] == 91.16 and out["supervised"][None]["paper"] == 92.80
