@@ -38,15 +38,19 @@ def attention_map(features: torch.Tensor, p: float = 2) -> torch.Tensor:
     return features.float().abs().pow(p).sum(dim=1)
 
 
-def normalize_maps(maps: torch.Tensor, size: int | None = None, mode: str = "bilinear") -> torch.Tensor:
+def normalize_maps(maps: torch.Tensor, size: int | None = None, mode: str = "bilinear",
+                   flat_tol: float = 1e-4) -> torch.Tensor:
     """Scale each (H, W) map to [0, 1] and optionally upsample to ``size`` x ``size`` for overlays
-    (``mode="nearest"`` keeps the map's real cells visible)."""
+    (``mode="nearest"`` keeps the map's real cells visible). A flat map (max - min within ``flat_tol``
+    of its max, e.g. float rounding) becomes all zeros instead of its rounding noise stretched to [0, 1]."""
     if size is not None:
         kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
         maps = F.interpolate(maps.unsqueeze(1), size=(size, size), mode=mode, **kwargs).squeeze(1)
     lo = maps.amin(dim=(-2, -1), keepdim=True)
     hi = maps.amax(dim=(-2, -1), keepdim=True)
-    return (maps - lo) / (hi - lo).clamp_min(1e-12)
+    span = hi - lo
+    flat = span <= flat_tol * hi.abs()
+    return torch.where(flat, torch.zeros_like(maps), (maps - lo) / span.clamp_min(1e-12))
 
 
 def _device(model) -> torch.device:

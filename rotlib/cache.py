@@ -70,7 +70,7 @@ def _exclusive(stem: str, log):
             log(f"[cache] another process is computing {stem}: waiting for it")
             fcntl.flock(lock, fcntl.LOCK_EX)
         for tmp in folder.glob(f"{stem}.*.tmp*"):     # left by an interrupted save (we hold the lock: not in use)
-            pass
+            tmp.unlink(missing_ok=True)
         yield                                         # the lock is released when the file closes
 
 

@@ -102,9 +102,10 @@ def first_per_class(data: ImageData, k: int | None) -> ImageData:
     counts = torch.bincount(data.labels, minlength=len(data.classes)).tolist()
     short = [f"{data.classes[c]!r} has {n}" for c, n in enumerate(counts) if n < k]
     if short:
+        fix = f"use per_class={min(counts)} or less, or" if min(counts) else "use"
         raise ValueError(f"{k} labelled images per class requested, but {len(short)} of {len(counts)} classes have "
-                         f"fewer ({', '.join(short[:5])}{', ...' if len(short) > 5 else ''}); use per_class="
-                         f"{min(counts)} or less, or more training images (n_train)")
+                         f"fewer ({', '.join(short[:5])}{', ...' if len(short) > 5 else ''}); {fix} more training "
+                         "images (n_train)")
     picked = [torch.nonzero(data.labels == c).flatten()[:k] for c in range(len(data.classes))]
     return data.subset(torch.sort(torch.cat(picked)).values)
 

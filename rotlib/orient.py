@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +99,8 @@ def _decode_pil(data: bytes):
             im = im.convert("RGBA" if alpha else "RGB")
             array = np.asarray(im, dtype=np.uint8).copy()
     except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ValueError, ...
-        raise UnreadableImage(str(err).split("\n")[0][:120] or type(err).__name__) from None
+        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(err).split("\n")[0])[:120]
+        raise UnreadableImage(reason or type(err).__name__) from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous(), frames
 
 
@@ -246,18 +248,26 @@ class Orienter:
 
     # -------------------------------------------------------- construction
     @classmethod
-    def from_profile(cls, profile=None, tta: bool = False, log=print) -> "Orienter":
-        """The profile's cached 4-rotation RotNet (``experiments.train_rotnet``); trained first if not cached (says so)."""
+    def from_profile(cls, profile=None, tta: bool = False, seed: int = 0, train: bool = True,
+                     log=print) -> "Orienter":
+        """The profile's cached 4-rotation RotNet (``experiments.train_rotnet``, notebook 2's model).
+
+        If it is not cached it is trained first, and this says so (``train=False``: raise instead).
+        """
         from . import experiments as E
         from .profiles import get_profile
         profile = profile or get_profile()
-        path = cached_rotnet_path(profile)
+        path = cached_rotnet_path(profile, seed=seed)
         if not path.exists():
             n = len(E.load_split(profile, "train"))
-            log(f"[orient] the {profile.name} profile's RotNet ({profile.dataset}) is not in the cache ({path}): "
-                f"training it now, {profile.rotnet_epochs} epochs on {n:,} images x 4 rotations. That takes minutes "
-                f"on a laptop CPU (seconds on a GPU), once: later runs load it. Pass --model PATH to use another RotNet.")
-        model = E.train_rotnet(profile)
+            what = (f"the {profile.name} profile's RotNet (seed {seed}, {profile.dataset}) is not in the cache ({path})")
+            if not train:
+                raise FileNotFoundError(f"{what}; train it first: run notebook 2, or `python -m rotlib train "
+                                        f"--profile {profile.name} --seed {seed}`")
+            log(f"[orient] {what}: training it now, {profile.rotnet_epochs} epochs on {n:,} images x 4 rotations. "
+                "That takes minutes on a laptop CPU (seconds on a GPU), once: later runs load it. "
+                "Pass --model PATH to use another RotNet.")
+        model = E.train_rotnet(profile, seed=seed)
         data = E.load_split(profile, "train")
         return cls(model, data.mean, data.std, size=data.shape[-1], tta=tta, name=model.cache_key)
 
@@ -299,22 +309,22 @@ class Orienter:
         return cls(model, mean, std, size=size or default_size, tta=tta, name=path.stem)
 
 
-def cached_rotnet_path(profile, rotations: str = "4") -> Path:
+def cached_rotnet_path(profile, rotations: str = "4", seed: int = 0) -> Path:
     """The cache file ``experiments.train_rotnet(profile)`` loads, found without training anything."""
     from unittest import mock
 
     from . import experiments as E
-    from .cache import cache_dir, config_key
+    from .cache import cache_dir, entry_stem
 
     class _Found(Exception):
         pass
 
     def probe(name, config, build, train, log=print):
-        raise _Found(cache_dir() / f"{name}-{config_key(config)}.pt")
+        raise _Found(cache_dir() / f"{entry_stem(name, config)}.pt")
 
     with mock.patch.object(E, "cached_model", probe):
         try:
-            E.train_rotnet(profile, rotations)
+            E.train_rotnet(profile, rotations, seed=seed)
         except _Found as found:
             return found.args[0]
     raise RuntimeError("experiments.train_rotnet did not ask the cache for its model")
@@ -562,11 +572,19 @@ class Evaluation:
         return {c: 100.0 * self.correct[cls == i].float().mean().item() for i, c in enumerate(classes)
                 if (cls == i).any()}
 
-    def confident_mistakes(self, n: int = 12) -> list[int]:
-        """Positions (into ``true``/``pred``...) of the ``n`` most confident wrong predictions."""
+    def confident_mistakes(self, n: int = 12, distinct: bool = True) -> list[int]:
+        """Positions (into ``true``/``pred``...) of the ``n`` most confident wrong predictions;
+        ``distinct``: at most one turn of each source image."""
         wrong = torch.nonzero(~self.correct).flatten()
-        order = torch.argsort(self.confidence[wrong], descending=True)
-        return wrong[order[:n]].tolist()
+        picked, seen = [], set()
+        for i in wrong[torch.argsort(self.confidence[wrong], descending=True)].tolist():
+            if distinct and int(self.index[i]) in seen:
+                continue
+            seen.add(int(self.index[i]))
+            picked.append(i)
+            if len(picked) == n:
+                break
+        return picked
 
     def summary(self) -> dict:
         return {"accuracy": self.accuracy, "per_turn": self.per_turn(), "confusion": self.confusion().tolist(),
@@ -588,6 +606,35 @@ def evaluate(orienter: Orienter, images: torch.Tensor, batch_size: int = 500) ->
     p = orienter.probabilities(views, batch_size)
     conf, pred = p.max(1)
     return Evaluation(true, pred, conf, p, index)
+
+
+def measure(profile, threshold: float = DEFAULT_MIN_CONFIDENCE, notebook: str = "08", record: bool = True) -> dict:
+    """Notebook 8's numbers: the tool on the profile's test images x 4 known turns, one RotNet per seed.
+
+    Only loads cached RotNets (notebook 2 trains them). Per seed: accuracy,
+    accuracy per turn, accuracy with test-time augmentation, and at
+    ``threshold`` the coverage (share of images acted upon) and the accuracy on
+    those, with and without test-time augmentation. With ``record`` each quantity goes to ``results/<profile>.json``
+    (:func:`rotlib.results.record`). Returns ``{"entries": {name: entry},
+    "evaluations": [...], "tta": [...], "orienters": [...]}`` (lists in seed order).
+    """
+    from . import experiments as E
+    from . import results as R
+    test = E.load_split(profile, "test")
+    orienters = [Orienter.from_profile(profile, seed=s, train=False) for s in profile.seeds]
+    evals = [evaluate(o, test.images) for o in orienters]
+    tta = [evaluate(Orienter(o.model, o.mean, o.std, o.size, tta=True, name=o.name), test.images) for o in orienters]
+    at, at_tta = [e.coverage([threshold])[0] for e in evals], [e.coverage([threshold])[0] for e in tta]
+    values = {"orient.accuracy": [e.accuracy for e in evals],
+              **{f"orient.accuracy.turn{t}": [e.per_turn()[t] for e in evals] for t in TURNS},
+              "orient.accuracy.tta": [e.accuracy for e in tta],
+              f"orient.threshold{threshold:g}.coverage": [r["coverage"] for r in at],
+              f"orient.threshold{threshold:g}.accuracy": [r["accuracy"] for r in at],
+              f"orient.threshold{threshold:g}.coverage.tta": [r["coverage"] for r in at_tta],
+              f"orient.threshold{threshold:g}.accuracy.tta": [r["accuracy"] for r in at_tta]}
+    entries = {name: R.record(name, v, profile, notebook) if record else R.Entry({"name": name, **R.summarize(v)})
+               for name, v in values.items()}
+    return {"entries": entries, "evaluations": evals, "tta": tta, "orienters": orienters}
 
 
 # ---------------------------------------------------------------- figures and the upload widget
@@ -625,7 +672,7 @@ def show_result(res: OrientResult, orienter: Orienter, fig=None):
     axes[2].tick_params(labelsize=8)
     axes[3].imshow(_display(res.corrected()))
     verdict = {"upright": "already upright", "rotated": describe_fix(res.turn),
-               "unsure": f"unsure ({res.confidence:.2f}): left alone"}[res.status]
+               "unsure": "unsure, left alone"}[res.status]
     axes[3].set_title(f"corrected: {verdict}\nconfidence {res.confidence:.2f}", fontsize=8)
     for ax in (axes[0], axes[1], axes[3]):
         ax.axis("off")
@@ -633,19 +680,25 @@ def show_result(res: OrientResult, orienter: Orienter, fig=None):
     return fig
 
 
-def coverage_plot(evaluation: Evaluation, ax=None, mark: float | None = DEFAULT_MIN_CONFIDENCE):
-    """Accuracy on the images acted upon vs the share of images acted upon, as the threshold rises."""
+def coverage_plot(evaluation: Evaluation, ax=None, mark: float | None = DEFAULT_MIN_CONFIDENCE, label: str | None = None,
+                  color: str = "tab:blue"):
+    """Accuracy on the images acted upon vs the share of images acted upon, as the threshold rises from 0.25 to 0.99.
+
+    ``mark`` puts a dot at one threshold (the command line's default); call it again on the same ``ax``
+    to compare predictors.
+    """
     import matplotlib.pyplot as plt
     rows = evaluation.coverage([i / 100 for i in range(25, 100)])
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.8))
     cov = [r["coverage"] for r in rows if r["n"]]
     acc = [r["accuracy"] for r in rows if r["n"]]
-    ax.plot(cov, acc, "-", color="tab:blue")
+    ax.plot(cov, acc, "-", color=color, label=label)
     if mark is not None:
         r = evaluation.coverage([mark])[0]
-        ax.plot([r["coverage"]], [r["accuracy"]], "o", color="tab:red",
+        ax.plot([r["coverage"]], [r["accuracy"]], "o", color=color,
                 label=f"threshold {mark:.2f}: {r['coverage']:.1f}% acted on, {r['accuracy']:.1f}% right")
+    if label is not None or mark is not None:
         ax.legend(fontsize=8, loc="lower left")
     ax.set_xlabel("coverage: images acted upon (%)")
     ax.set_ylabel("accuracy on those (%)")

@@ -183,8 +183,8 @@ def attention_grid(backgrounds, heats, row_labels=None, col_labels=None, size: f
                 ax.set_title(col_labels[c], fontsize=8)
             if c == 0 and row_labels is not None:
                 ax.set_ylabel(row_labels[r], fontsize=8)
-    fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap="jet"), ax=axes, shrink=0.85,
-                 label=cbar_label)
+    fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap="jet"), ax=axes, label=cbar_label,
+                 shrink=min(0.85, 4.0 / nrows), aspect=25)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -224,11 +224,12 @@ def filter_bank(weight: torch.Tensor, ax=None, ncols: int = 8, scale: int = 8, t
 def spectrum_bank(weight: torch.Tensor, ax=None, ncols: int = 8, pad: int = 32, decades: float = 3.0,
                   title: str | None = None):
     """Each filter's log10 power spectrum (:func:`rotlib.filters.log_power_spectrum`: zero-padded FFT, filter
-    scaled to unit energy, zero frequency at the centre of its tile) in a grid, on one shared scale covering
-    the top ``decades`` decades. Returns the image (for ``fig.colorbar``)."""
+    scaled to unit energy, zero frequency at the centre of its tile) in a grid. The colour scale is the same
+    for every bank: ``decades`` decades up to log10(k * k), the power of a k x k unit-energy filter that puts
+    all its energy at one frequency. Returns the image (for ``fig.colorbar``)."""
     from .filters import log_power_spectrum
     spec = log_power_spectrum(weight, pad).numpy()
-    top = float(spec.max())
+    top = float(np.log10(weight.shape[-2] * weight.shape[-1]))
     if ax is None:
         _, ax = plt.subplots(figsize=(ncols * 0.6, np.ceil(len(spec) / ncols) * 0.6))
     cmap = plt.get_cmap("magma").copy()
@@ -239,3 +240,35 @@ def spectrum_bank(weight: torch.Tensor, ax=None, ncols: int = 8, pad: int = 32, 
     if title:
         ax.set_title(title, fontsize=9)
     return im
+
+
+def filter_orientations(props, ax=None, threshold: float | None = None, title: str | None = None,
+                        labels=None):
+    """One dot per filter: its dominant orientation (degrees of the wave vector, perpendicular to its edges)
+    against its peak frequency, dot area growing with orientedness; filters at or above ``threshold``
+    filled, the others hollow. ``props``: :func:`rotlib.filters.filter_properties` of one bank, or a
+    list of them (one marker shape per bank, e.g. per seed, named by ``labels`` in the legend)."""
+    from .filters import ORIENTED
+    threshold = ORIENTED if threshold is None else threshold
+    banks = props if isinstance(props, (list, tuple)) else [props]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    for i, pr in enumerate(banks):
+        deg = np.degrees(pr["orientation"].numpy())
+        freq = pr["peak_frequency"].numpy()
+        o = pr["orientedness"].numpy()
+        on = o >= threshold
+        marker = "os^D"[i % 4]
+        label = labels[i] if labels is not None else (f"bank {i}" if len(banks) > 1 else None)
+        ax.scatter(deg[on], freq[on], s=10 + 80 * o[on], marker=marker, color="tab:red", alpha=0.7,
+                   label=None if label is None else f"{label}, oriented")
+        ax.scatter(deg[~on], freq[~on], s=10 + 80 * o[~on], marker=marker, facecolors="none", edgecolors="gray",
+                   alpha=0.6, label=None if label is None else f"{label}, not oriented")
+    ax.set_xlim(-5, 185)
+    ax.set_xticks(range(0, 181, 45))
+    ax.set_xlabel("dominant orientation (°)")
+    ax.set_ylabel("peak frequency (cycles/pixel)")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax

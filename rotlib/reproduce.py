@@ -20,6 +20,7 @@ import torch
 
 from . import distributed as dist
 from . import experiments as E
+from . import paper as P
 from .profiles import Profile
 from .train import pick_device
 
@@ -52,23 +53,25 @@ def markdown(results: dict) -> str:
 
 
 def reproduce(profile: Profile, out_dir: Path = Path("results"), seed: int = 0, progress: bool = True) -> dict:
-    """Run (or resume) the whole reproduction and write the results JSON and markdown."""
+    """Run (or resume) the whole reproduction and write the results JSON and markdown.
+
+    The numbers come from :mod:`rotlib.paper` (the same functions as the notebooks) for the RotNet of
+    ``seed``, and are also recorded in ``results/<profile>.json``, which feeds the README's table.
+    """
     dist.init_from_env()
     t0 = time.time()
-    rotnet = E.train_rotnet(profile, "4", seed=seed, progress=progress)
-    table1 = E.probe_blocks(rotnet, profile, classifier="nonlinear", seed=seed, progress=progress)
-    table2 = {name: acc["accuracy"][0] for name, acc in
-              E.rotation_ablation(profile, ("4", "8", "2-0/180", "2-90/270"), "conv2", "nonlinear",
-                                  probe_seeds=(seed,), rotnet_seeds=(seed,), progress=progress).items()}
-    supervised = E.train_supervised(profile, seed=seed, progress=progress)
-    random_net = E.random_init(profile, seed=seed)
-    table3 = {"supervised NIN": E.supervised_accuracy(supervised, profile),
-              "random init + conv": E.probe(random_net, profile, "conv2", "conv", seed=seed, progress=progress),
-              "RotNet + non-linear": table1["conv2"],
-              "RotNet + conv": E.probe(rotnet, profile, "conv2", "conv", seed=seed, progress=progress)}
+    profile = profile.replace(seeds=(seed,))
+    rot_acc = P.rotation_accuracy(profile, notebook="reproduce")
+    t1 = P.table1(profile, kinds=("rotnet", "random"), notebook="reproduce")
+    table1 = {b: t1[f"rotnet.{b}"]["value"] for b in E.block_names(profile)}
+    table2 = {name: e["value"] for name, e in P.table2(profile, notebook="reproduce").items()
+              if not name.startswith("rotation_accuracy")}
+    t3 = P.table3(profile, notebook="reproduce")
+    table3 = {"supervised NIN": t3["supervised"]["value"], "random init + conv": t3["random_conv"]["value"],
+              "RotNet + non-linear": t3["rotnet_nonlinear"]["value"], "RotNet + conv": t3["rotnet_conv"]["value"]}
     device = pick_device(dist.local_device(profile.device))
     results = {"profile": profile.as_dict(), "seed": seed, "table1": table1, "table2": table2, "table3": table3,
-               "rotation_accuracy": E.rotation_accuracy(rotnet, profile),
+               "rotation_accuracy": rot_acc["value"],
                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})",
                "world_size": dist.world_size(), "torch": torch.__version__, "seconds": round(time.time() - t0, 1),
                "paper": PAPER}

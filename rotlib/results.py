@@ -22,6 +22,8 @@ import re
 import sys
 from pathlib import Path
 
+from .distributed import is_main
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MIN_TOLERANCE = 1.0          # points: the smallest gap CI treats as a change (see tolerance())
@@ -80,6 +82,8 @@ def record(name: str, values, profile, notebook: str, paper: float | None = None
     entry = {"name": name, **summarize(values), "paper": paper, "unit": unit, "notebook": notebook,
              "dataset": profile.dataset}
     entry["tol"] = tolerance(entry)
+    if not is_main():                        # under torchrun only rank 0 writes
+        return Entry(entry)
     path = results_path(profile.name)
     data = load(profile.name)
     data[name] = entry

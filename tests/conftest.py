@@ -34,6 +34,14 @@ def write_cifar(root, n_train_per_batch=40, n_test=40, seed=0):
     return root
 
 
+@pytest.fixture(autouse=True)
+def results_folder(tmp_path, monkeypatch):
+    """Every test records its quantities in a throw-away results folder, never in the checkout's results/."""
+    path = tmp_path / "recorded-results"
+    monkeypatch.setenv("ROTLIB_RESULTS", str(path))
+    return path
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     path = tmp_path / "cache"

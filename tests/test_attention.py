@@ -21,6 +21,10 @@ def test_attention_map_known_values():
 def test_normalize_maps():
     m = normalize_maps(torch.tensor([[[1.0, 3.0], [5.0, 9.0]]]), size=8)
     assert m.shape == (1, 8, 8) and m.min() == 0 and m.max() == 1
+    cells = normalize_maps(torch.tensor([[[1.0, 3.0], [5.0, 9.0]]]), size=8, mode="nearest")
+    assert torch.equal(cells[0, :4, :4], torch.zeros(4, 4)) and torch.equal(cells[0, 4:, 4:], torch.ones(4, 4))
+    flat = normalize_maps(torch.full((1, 4, 4), 3.0) + 1e-7 * torch.rand(1, 4, 4))   # rounding noise is not a pattern
+    assert torch.equal(flat, torch.zeros(1, 4, 4))
 
 
 def test_equivariant_network_scores_one():

@@ -331,7 +331,7 @@ def test_upload_widget(oracle):
 
 
 # ---------------------------------------------------------------- a real (tiny) RotNet, trained here
-def test_tiny_rotnet_learns_which_way_is_up(tiny, tmp_path, capsys):
+def test_tiny_rotnet_learns_which_way_is_up(tiny, tmp_path, capsys, monkeypatch):
     """A NIN trained in seconds on 32x32 images with a bright top (conftest) fixes larger, non-square photos;
     the CLI loads it from its cache file."""
     profile = tiny.replace(rotnet_epochs=2, batch_size=10, augment=False)     # 40 steps
@@ -357,3 +357,10 @@ def test_tiny_rotnet_learns_which_way_is_up(tiny, tmp_path, capsys):
             assert O.orient_image(orienter, out / r.path).turn == 0
     assert O.Orienter.from_profile(profile).name == orienter.name                  # loaded, not retrained
     assert "loaded" in capsys.readouterr().out
+    # notebook 8's measurement: cached models only, numbers recorded like the rest of the series
+    monkeypatch.setenv("ROTLIB_RESULTS", str(tmp_path / "results"))
+    m = O.measure(profile.replace(seeds=(0,)))
+    assert m["entries"]["orient.accuracy"]["value"] == pytest.approx(m["evaluations"][0].accuracy, abs=0.01)
+    assert (tmp_path / "results" / f"{profile.name}.json").exists()
+    with pytest.raises(FileNotFoundError, match="notebook 2"):
+        O.measure(profile.replace(seeds=(7,)))                                  # never trains
