@@ -233,7 +233,8 @@ def measure_border(nets: dict, images: torch.Tensor, data, profile, blocks, p: f
 
     Keys (recorded names after ``border.``): ``<kind>.<block>`` for the test ``images``,
     ``<kind>.<block>.mean_image`` for an image of the dataset's mean colour (:func:`mean_image`) and
-    ``<kind>.<block>.no_zero_padding`` for the test images through :func:`with_padding`'s copy.
+    ``<kind>.<block>.no_zero_padding`` for the test images through :func:`with_padding`'s copy, and
+    ``gap.<kind>.<key>`` for RotNet minus ``kind``, seed by seed.
     Compare with :func:`uniform_border_share` (43.75% for the default ring).
     """
     grey = mean_image(data)
@@ -250,4 +251,4 @@ def measure_border(nets: dict, images: torch.Tensor, data, profile, blocks, p: f
                 run[f"{b}.no_zero_padding"] = 100 * border_share(attention_map(unpadded[b], p)).mean().item()
             runs.append(run)
         per_seed[kind] = runs
-    return _record_kinds(per_seed, "border", profile, notebook, unit="%", gaps=False)
+    return _record_kinds(per_seed, "border", profile, notebook, unit="%")

@@ -27,7 +27,8 @@ and over the bank of filters (:func:`filter_stats`):
 - ``oriented_share``: the share of *oriented* filters, orientedness >=
   :data:`ORIENTED`;
 - ``orientation_entropy`` (bits): how evenly the orientations of the
-  oriented filters only cover the half circle (8 bins, at most 3 bits);
+  oriented filters only cover the half circle (8 bins centred on 0°,
+  22.5°, ..., so horizontal and vertical each have one; at most 3 bits);
 - ``oriented_variety``: the variety statistic, ``oriented_share x
   orientation_entropy / log2(bins)``: 1 when every filter is oriented and
   their orientations cover the half circle evenly, 0 when no filter is
@@ -97,10 +98,14 @@ def filter_properties(weight: torch.Tensor, pad: int = 32) -> dict[str, torch.Te
 
 
 def orientation_entropy(orientations: torch.Tensor, bins: int = BINS) -> float:
-    """Entropy (bits) of a histogram of orientations in [0, pi); 0 for fewer than 2 orientations."""
+    """Entropy (bits) of a histogram of orientations in [0, pi); 0 for fewer than 2 orientations.
+
+    Bins are centred on 0, pi/bins, 2 pi/bins, ...: orientation wraps around (0 and pi are the same
+    orientation), so the first bin takes both ends of the interval, e.g. [-pi/16, pi/16) for 8 bins."""
     if len(orientations) < 2:
         return 0.0
-    hist = torch.histc(orientations.float(), bins=bins, min=0, max=math.pi) / len(orientations)
+    shifted = (orientations.float() + math.pi / (2 * bins)) % math.pi
+    hist = torch.histc(shifted, bins=bins, min=0, max=math.pi) / len(orientations)
     hist = hist[hist > 0]
     return float(-(hist * hist.log2()).sum())
 
@@ -150,7 +155,9 @@ def measure_filters(nets: dict, profile, inits: dict | None = None, notebook: st
 
     ``nets``: ``{kind: [one model per seed]}``, seeds in the same order. ``inits`` (same shape, optional):
     each trained network's initial weights (an untrained network built from the same seed), to record
-    ``filters.<kind>.change``: how far the first layer moved, ||W - W_init|| / ||W_init|| in %.
+    ``filters.<kind>.init_similarity``: the cosine between the trained and the initial weights of the whole
+    layer, in % (100: only rescaled, 0: nothing of the initial noise left). Cosine, not a distance, because
+    a conv followed by batch norm can rescale its weights freely.
     """
     from . import results as R
     per_seed = {}
@@ -162,10 +169,11 @@ def measure_filters(nets: dict, profile, inits: dict | None = None, notebook: st
             run = {k: 100 * v if k in PERCENT else v for k, v in stats.items()}
             if inits and kind in inits:
                 w0 = first_layer_weight(inits[kind][i])
-                run["change"] = 100 * ((w - w0).norm() / w0.norm()).item()
+                run["init_similarity"] = 100 * torch.nn.functional.cosine_similarity(w.flatten(), w0.flatten(),
+                                                                                     dim=0).item()
             runs.append(run)
         per_seed[kind] = runs
-    unit = {k: "%" for k in (*PERCENT, "change")} | {"orientation_entropy": "bits", "entropy_all": "bits"}
+    unit = {k: "%" for k in (*PERCENT, "init_similarity")} | {"orientation_entropy": "bits", "entropy_all": "bits"}
     out = {}
     for kind, runs in per_seed.items():
         for key in runs[0]:
@@ -175,7 +183,7 @@ def measure_filters(nets: dict, profile, inits: dict | None = None, notebook: st
         if kind == "rotnet" or "rotnet" not in per_seed:
             continue
         for key in per_seed["rotnet"][0]:
-            if key == "change" or key not in per_seed[kind][0]:
+            if key not in per_seed[kind][0]:
                 continue
             diffs = [a[key] - b[key] for a, b in zip(per_seed["rotnet"], per_seed[kind])]
             out[f"gap.{kind}.{key}"] = R.record(f"gap.filters.rotnet_minus_{kind}.{key}", diffs, profile, notebook,

@@ -24,6 +24,11 @@ from pathlib import Path
 
 from .distributed import is_main
 
+try:
+    import fcntl
+except ImportError:        # Windows: no lock (run one notebook at a time)
+    fcntl = None
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MIN_TOLERANCE = 1.0          # points: the smallest gap CI treats as a change (see tolerance())
@@ -85,12 +90,15 @@ def record(name: str, values, profile, notebook: str, paper: float | None = None
     if not is_main():                        # under torchrun only rank 0 writes
         return Entry(entry)
     path = results_path(profile.name)
-    data = load(profile.name)
-    data[name] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
-    os.replace(tmp, path)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:   # two notebooks recording at once lose nothing
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        data = load(profile.name)
+        data[name] = entry
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+        os.replace(tmp, path)
     return Entry(entry)
 
 

@@ -96,3 +96,14 @@ def test_single_image_is_not_taken_for_a_batch():
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         random_rotation(one)
     assert rotate_batch(one.unsqueeze(0))[0].shape == (4, 3, 8, 8)
+
+
+@pytest.mark.parametrize("shape", [(8, 3, 32, 32), (3, 32, 32), (1, 28, 28)])
+@pytest.mark.parametrize("angle", [45, 135, 315, 17.5, -30])
+def test_interpolated_rotation_equals_torchvision(shape, angle):
+    """rotate_by_angle caches torchvision's sampling grid per angle; the pixels must be torchvision's, bit for bit."""
+    x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ref = TF.rotate(x.float(), float(angle), interpolation=TF.InterpolationMode.BILINEAR).round().clamp(0, 255)
+    assert torch.equal(rotate_by_angle(x, angle), ref.to(torch.uint8))
+    xf = x.float() / 255
+    assert torch.equal(rotate_by_angle(xf, angle), TF.rotate(xf, float(angle), interpolation=TF.InterpolationMode.BILINEAR))

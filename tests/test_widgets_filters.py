@@ -102,8 +102,8 @@ def gabor(theta, freq=0.2, sigma=1.5, phase=0.0, size=5):
 def test_filter_variety_counts_oriented_filters_only():
     """The variety statistic: oriented filters at many orientations score high; white noise and one
     oriented filter repeated score low, although the naive orientation entropy calls noise varied."""
-    angles = [math.pi * i / 8 for i in range(8)]            # one per orientation bin (+ pi/16: its centre)
-    bank = torch.stack([gabor(a + math.pi / 16, f, s, ph) for a in angles for f in (0.15, 0.25) for s in (1.5, 2.5)
+    angles = [math.pi * i / 8 for i in range(8)]            # the centres of the 8 orientation bins
+    bank = torch.stack([gabor(a, f, s, ph) for a in angles for f in (0.15, 0.25) for s in (1.5, 2.5)
                         for ph in (0.0, math.pi / 2)])[:, None].repeat(1, 3, 1, 1)   # 64 luminance Gabors
     noise = torch.randn(64, 3, 5, 5, generator=torch.Generator().manual_seed(0))
     repeated = gabor(0.3)[None, None].repeat(64, 3, 1, 1)
@@ -113,6 +113,8 @@ def test_filter_variety_counts_oriented_filters_only():
     assert s_noise["oriented_share"] < 0.1 and s_noise["oriented_variety"] < 0.1
     assert s_noise["entropy_all"] > 2.5          # what the old statistic measured: noise looks "varied"
     assert s_rep["oriented_share"] == 1 and s_rep["oriented_variety"] < 0.1
+    near_horizontal = torch.stack([gabor(a) for a in (0.05, math.pi - 0.05)] * 32)[:, None].repeat(1, 3, 1, 1)
+    assert filter_stats(near_horizontal)["orientation_entropy"] == 0   # 3° and 177°: one orientation, one bin
     assert s_bank["smoothness"] > s_noise["smoothness"] + 0.2
     assert first_layer_weight(NetworkInNetwork(3, 16, 3, 4)).shape == (16, 3, 5, 5)
 
