@@ -12,8 +12,9 @@ STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 PROFILE ?= $(or $(ROTLIB_PROFILE),quick)
 FRESH  := $(CURDIR)/build/results-fresh
-# executed without a person watching: no progress bars in stored outputs
-RUN    := ROTLIB_PROGRESS=0 MPLBACKEND=Agg
+# executed without a person watching: no progress bars in stored outputs; MPLBACKEND unset, as Agg (CI's) would
+# keep the notebooks' figures out of their stored outputs
+RUN    := env -u MPLBACKEND ROTLIB_PROGRESS=0
 
 .PHONY: setup fashion-mnist notebooks test unit results check-results bench reproduce clean-cache browser-test
 

@@ -93,7 +93,7 @@ def train_rotnet(profile: Profile, rotations: str = "4", mode: str = "all", seed
     """
     rotations = canonical_rotation_set(rotations)
     k = len(rotation_angles(rotations))
-    epochs = epochs or profile.rotnet_epochs
+    epochs = profile.rotnet_epochs if epochs is None else epochs
     b = profile.batch_size
     if mode == "random":
         batch, n_epochs = b * k, epochs * k
