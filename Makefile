@@ -51,7 +51,7 @@ unit: setup
 # nbval executes the notebooks into a fresh results file; compare fails when a number moved beyond its tolerance.
 test: setup
 	rm -rf $(FRESH)
-	$(RUN) ROTLIB_RESULTS=$(FRESH) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 --durations=0 --durations-min=2
+	$(RUN) ROTLIB_RESULTS=$(FRESH) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=3600 --durations=0 --durations-min=2
 	$(PY) -m rotlib.results compare $(FRESH)/$(PROFILE).json results/$(PROFILE).json
 	$(MAKE) check-results
 
