@@ -73,7 +73,7 @@ browser-test: setup
 	  $$SUDO apt-get install -y -q chromium chromium-driver || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }; \
 	fi
 	@$(PY) -c "import selenium" 2>/dev/null || $(PY) -m pip install --quiet -e ".[browser]"
-	$(PY) tools/browser_test.py $(NOTEBOOKS)
+	ROTLIB_RESULTS=$(CURDIR)/build/results-browser $(PY) tools/browser_test.py $(NOTEBOOKS)
 
 bench: setup
 	$(PY) benchmarks/throughput.py
