@@ -202,7 +202,8 @@ def table(entries, paper: bool = True):
 def verdict(a: R.Entry, b: R.Entry) -> str:
     """``a`` vs ``b`` in words, judged against their spread (see :func:`rotlib.results.difference`)."""
     d = R.difference(a, b)
+    rule = f"unpaired standard error {d['se']:.2f}, threshold 2 x {d['se']:.2f} = {2 * d['se']:.2f}"
     if d["verdict"] == "tie":
-        return f"tie: {d['diff']:+.2f} points, within 2 standard errors ({d['se']:.2f})"
-    return f"{'higher' if d['diff'] > 0 else 'lower'} by {abs(d['diff']):.2f} points (standard error {d['se']:.2f})"
+        return f"tie: {d['diff']:+.2f} points ({rule})"
+    return f"{'higher' if d['diff'] > 0 else 'lower'} by {abs(d['diff']):.2f} points ({rule})"
 
