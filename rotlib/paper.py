@@ -46,6 +46,9 @@ def supervised_nets(profile: Profile, per_class: int | None = None, progress: bo
     return [E.train_supervised(profile, per_class, seed=s, progress=progress) for s in profile.seeds]
 
 
+NETWORKS = {"rotnet": rotnets, "random": random_nets, "supervised": supervised_nets}  # kind -> one net per seed
+
+
 def gap(name: str, a: R.Entry, b: R.Entry, profile: Profile, notebook: str) -> R.Entry:
     """``a - b`` seed by seed (paired: the same seed's models), recorded as its own quantity."""
     return _record(name, [x - y for x, y in zip(a["values"], b["values"])], profile, notebook)
@@ -80,11 +83,10 @@ def table1(profile: Profile, classifier: str = "nonlinear", per_class: int | Non
     with k labels per class; ``gap...`` for RotNet minus random init, seed by seed.
     """
     prefix = "table1" if per_class is None else f"labels{per_class}"
-    builders = {"rotnet": rotnets, "random": random_nets, "supervised": supervised_nets}
     out = {}
     for kind in kinds:
         per_seed = [E.probe_blocks(net, profile, classifier=classifier, per_class=per_class, seed=s)
-                    for s, net in zip(profile.seeds, builders[kind](profile))]
+                    for s, net in zip(profile.seeds, NETWORKS[kind](profile))]
         for block in per_seed[0]:
             out[f"{kind}.{block}"] = _record(f"{prefix}.{classifier}.{kind}.{block}", [r[block] for r in per_seed],
                                              profile, notebook)
@@ -105,12 +107,12 @@ def pixels(profile: Profile, classifier: str = "nonlinear", per_class: int | Non
 
 def table3(profile: Profile, notebook: str = "03") -> dict[str, R.Entry]:
     """Table 3: supervised NIN end to end; random init + conv; RotNet + non-linear; RotNet + conv (conv2 features)."""
-    seeds = profile.seeds
+    seeds, rot = profile.seeds, rotnets(profile)
     out = {
         "supervised": [E.supervised_accuracy(m, profile) for m in supervised_nets(profile)],
         "random_conv": [E.probe(m, profile, "conv2", "conv", seed=s) for s, m in zip(seeds, random_nets(profile))],
-        "rotnet_nonlinear": [E.probe(m, profile, "conv2", "nonlinear", seed=s) for s, m in zip(seeds, rotnets(profile))],
-        "rotnet_conv": [E.probe(m, profile, "conv2", "conv", seed=s) for s, m in zip(seeds, rotnets(profile))],
+        "rotnet_nonlinear": [E.probe(m, profile, "conv2", "nonlinear", seed=s) for s, m in zip(seeds, rot)],
+        "rotnet_conv": [E.probe(m, profile, "conv2", "conv", seed=s) for s, m in zip(seeds, rot)],
     }
     out = {k: _record(f"table3.{k}", v, profile, notebook) for k, v in out.items()}
     out["gap_conv"] = gap("gap.table3.conv", out["rotnet_conv"], out["random_conv"], profile, notebook)
@@ -158,10 +160,9 @@ def fig5(profile: Profile, per_class=(20, 100, None), notebook: str = "07") -> d
 def rotation_readout(profile: Profile, kinds=("rotnet", "random"), notebook: str = "03") -> dict[str, R.Entry]:
     """How well a linear classifier reads the rotation from each frozen block (the paper's explanation of
     Table 1: the last blocks specialise in the pretext task). Names ``rotprobe.linear.<kind>.<block>``."""
-    builders = {"rotnet": rotnets, "random": random_nets, "supervised": supervised_nets}
     out = {}
     for kind in kinds:
-        nets = builders[kind](profile)
+        nets = NETWORKS[kind](profile)
         for block in E.block_names(profile):
             values = [E.rotation_probe(m, profile, block, seed=s) for s, m in zip(profile.seeds, nets)]
             out[f"{kind}.{block}"] = _record(f"rotprobe.linear.{kind}.{block}", values, profile, notebook)
