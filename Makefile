@@ -16,7 +16,7 @@ FRESH  := $(CURDIR)/build/results-fresh
 # keep the notebooks' figures out of their stored outputs
 RUN    := env -u MPLBACKEND ROTLIB_PROGRESS=0
 
-.PHONY: setup fashion-mnist notebooks test unit results check-results bench reproduce clean-cache browser-test
+.PHONY: setup fashion-mnist notebooks test unit results check-results bench bench-step reproduce clean-cache browser-test
 
 setup: $(STAMP)
 
@@ -77,6 +77,10 @@ browser-test: setup
 
 bench: setup
 	$(PY) benchmarks/throughput.py
+
+# Issue 15: where the time of one training step goes and what makes it faster (~12 min; see README, Speed).
+bench-step: setup
+	$(PY) benchmarks/step.py
 
 reproduce: setup
 	$(PY) -m rotlib reproduce --profile paper

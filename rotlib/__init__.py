@@ -8,9 +8,10 @@ from .data import DatasetNotFoundError, ImageData, load_dataset
 from .train import CheckpointMismatchError, TrainConfig, fit, pick_device
 from .profiles import Profile, get_profile
 from .attention import attention_map, equivariance_score
+from .memory import keep_freed_memory
 
 __all__ = ["ROTATION_SETS", "rotate", "rotate_batch", "rotate_by_angle", "random_rotation", "rotation_angles",
            "NetworkInNetwork", "LinearClassifier", "NonLinearClassifier", "ConvClassifier", "count_parameters",
            "DatasetNotFoundError", "ImageData", "load_dataset", "CheckpointMismatchError", "TrainConfig", "fit",
-           "pick_device", "Profile", "get_profile", "attention_map", "equivariance_score"]
+           "pick_device", "Profile", "get_profile", "attention_map", "equivariance_score", "keep_freed_memory"]
 __version__ = "0.1.0"
