@@ -1,37 +1,45 @@
-"""Keep freed memory in the process: the one CPU speed-up of issue 15 that changes nothing computed.
+"""Keep freed memory in the process: the CPU speed-up of issue 15 that changes nothing computed.
 
-Why it helps (measured, see README "Speed"): glibc's ``malloc`` serves large
-blocks with ``mmap`` and returns them to the operating system on ``free``. A
-training step allocates and frees the same large activation and gradient
-tensors every step (tens of MB each for the paper NIN), so every step the
-kernel maps fresh pages and zero-fills them on first touch: about 700,000
-page faults per paper-NIN step on the 2-core build machine, a quarter of the
-step's time. Raising glibc's mmap and trim thresholds keeps that memory in
-the heap, where the next step reuses it: the same numbers, computed without
-the faults. The cost is that the process keeps its peak memory until it
-exits (it would be needed again at the next step anyway).
+Why it helps (measured by ``benchmarks/step.py``, see README "Speed"):
+glibc's ``malloc`` serves large blocks with ``mmap`` and gives them back to
+the operating system on ``free``. A training step allocates and frees the
+same large activation and gradient tensors every step (up to hundreds of MB
+each for the paper NIN at 128 images x 4 rotations), so every step the kernel
+maps fresh pages and zero-fills each on first touch: about 700,000 page
+faults per paper-NIN step on the 2-core build machine. Raising glibc's mmap
+and trim thresholds keeps that memory in the heap, where the next step
+reuses it: the same numbers, computed without the faults. The quick
+profile's tensors (a few MB) mostly stay in the heap already, so it gains
+little.
 
-This is process-wide, so nothing in rotlib does it behind your back: the
-notebooks call :func:`keep_freed_memory` in their first cell, as do the
-command line and the benchmarks. Setting ``MALLOC_MMAP_THRESHOLD_`` and
-``MALLOC_TRIM_THRESHOLD_`` in the environment before Python starts does the
-same; a preloaded tcmalloc measured the same as well.
+The cost: freed memory stays with the process (a notebook kernel keeps the
+peak of whatever it ran until it restarts) instead of going back to the
+system. And it is process-wide, so nothing in rotlib does it behind your
+back: the notebooks call :func:`keep_freed_memory` in their first cell, as
+do the command line and the benchmarks. Setting ``MALLOC_MMAP_THRESHOLD_``
+and ``MALLOC_TRIM_THRESHOLD_`` before Python starts does the same; a
+preloaded tcmalloc measured about the same.
 """
 from __future__ import annotations
 
 import ctypes
 import platform
 
-M_TRIM_THRESHOLD = -1     # glibc malloc.h
+M_TRIM_THRESHOLD = -1     # glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 LIMIT = 2**31 - 1         # mallopt takes an int: blocks up to 2 GiB come from the heap and stay there
+OLD_GLIBC_LIMIT = 32 * 2**20  # glibc before 2.35 refuses an mmap threshold above 32 MiB (64-bit)
 
 
 def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory for reuse. True when it took effect.
+    """Ask glibc's malloc to keep freed memory for reuse. True when glibc accepted both settings.
 
     Returns False, changing nothing, where the C library is not glibc (macOS,
-    Windows, musl): there the allocator's own defaults apply.
+    Windows, musl). On a glibc older than 2.35 the mmap threshold is capped
+    at 32 MiB: blocks larger than that are still mapped afresh each time.
+    With another allocator preloaded (``LD_PRELOAD`` of tcmalloc or
+    jemalloc), glibc's settings do not apply to it and the answer says
+    nothing about that allocator.
     """
     if platform.system() != "Linux":
         return False
@@ -42,4 +50,6 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, LIMIT)) and bool(mallopt(M_TRIM_THRESHOLD, LIMIT))
+    mmap_ok = mallopt(M_MMAP_THRESHOLD, LIMIT) or mallopt(M_MMAP_THRESHOLD, OLD_GLIBC_LIMIT)
+    trim_ok = mallopt(M_TRIM_THRESHOLD, LIMIT)
+    return bool(mmap_ok) and bool(trim_ok)
