@@ -78,7 +78,7 @@ browser-test: setup
 bench: setup
 	$(PY) benchmarks/throughput.py
 
-# Issue 15: where the time of one training step goes and what makes it faster (~12 min; see README, Speed).
+# Issue 15: where the time of one training step goes and what makes it faster (~20 min; see README, Speed).
 bench-step: setup
 	$(PY) benchmarks/step.py
 
