@@ -21,12 +21,8 @@ import re
 from pathlib import Path
 
 from .distributed import barrier, is_distributed, is_main
+from .files import can_lock, locked, write_text_atomic
 from .train import architecture, load_checkpoint, load_weights, save_atomic, set_aside
-
-try:
-    import fcntl
-except ImportError:        # Windows: no lock (run one notebook at a time)
-    fcntl = None
 
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "cache"
 
@@ -60,18 +56,13 @@ def _exclusive(stem: str, log):
     """
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    if fcntl is None or is_distributed():
+    if not can_lock() or is_distributed():
         yield
         return
-    with open(folder / f"{stem}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"[cache] another process is computing {stem}: waiting for it")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        for tmp in folder.glob(f"{stem}.*.tmp*"):     # left by an interrupted save (we hold the lock: not in use)
+    with locked(folder / f"{stem}.lock", on_wait=lambda: log(f"[cache] another process is computing {stem}: waiting for it")):
+        for tmp in folder.glob(f"{stem}.*.tmp*"):     # left by a killed save (we hold the lock: not in use)
             tmp.unlink(missing_ok=True)
-        yield                                         # the lock is released when the file closes
+        yield
 
 
 def cached_model(name: str, config: dict, build, train, log=print):
@@ -114,7 +105,5 @@ def cached_json(name: str, config: dict, compute, log=print):
                 set_aside(path, err, lambda m: log(f"[cache] {m}; computing it again"))
         result = compute()
         if is_main():
-            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps({"config": config, "result": result}, indent=1, default=str))
-            os.replace(tmp, path)
+            write_text_atomic(path, json.dumps({"config": config, "result": result}, indent=1, default=str))
     return result

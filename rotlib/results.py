@@ -23,11 +23,7 @@ import sys
 from pathlib import Path
 
 from .distributed import is_main
-
-try:
-    import fcntl
-except ImportError:        # Windows: no lock (run one notebook at a time)
-    fcntl = None
+from .files import locked, write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -91,14 +87,10 @@ def record(name: str, values, profile, notebook: str, paper: float | None = None
         return Entry(entry)
     path = results_path(profile.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:   # two notebooks recording at once lose nothing
-        if fcntl is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(path.with_name(path.name + ".lock")):       # two notebooks recording at once lose nothing
         data = load(profile.name)
         data[name] = entry
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(dict(sorted(data.items())), indent=1) + "\n")
     return Entry(entry)
 
 

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from . import data as D
 from . import distributed as dist
 from .checks import fractions, positive_number, whole_number
+from .files import write_atomic
 from .rotations import random_rotation, rotate_batch, rotation_angles
 
 
@@ -117,18 +118,9 @@ class CheckpointMismatchError(RuntimeError):
 
 
 def save_atomic(obj, path) -> None:
-    """torch.save to a temporary file, then rename: an interruption never leaves a half-written file.
-
-    An interruption can leave the temporary ``<name>.tmp<pid>``; :mod:`rotlib.cache` removes those.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """torch.save to a temporary file, then rename (:func:`rotlib.files.write_atomic`): an interruption never
+    leaves a half-written file."""
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def set_aside(path, err: Exception, log=print) -> Path:

@@ -1,0 +1,56 @@
+"""Safe file writes shared by the cache, the checkpoints and the results file.
+
+``write_atomic`` writes to ``<name>.tmp<pid>`` beside the target and renames
+it over the target, so a reader never sees a half-written file; ``locked``
+holds an exclusive lock file while a read-modify-write or a computation runs,
+so two notebooks (or processes) never interleave. Without ``fcntl``
+(Windows) there is no lock: run one notebook at a time there.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:        # Windows
+    fcntl = None
+
+
+def write_atomic(path, write) -> None:
+    """``write(tmp_path)``, then rename the temporary file to ``path``; the temporary file never stays behind
+    (unless the process is killed outright: the cache removes those, see :func:`rotlib.cache.cached_model`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path, text: str) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def can_lock() -> bool:
+    return fcntl is not None
+
+
+@contextlib.contextmanager
+def locked(lock_path, on_wait=None):
+    """Hold an exclusive lock on ``lock_path`` (created if needed) for the ``with`` block.
+
+    When another process holds it, ``on_wait()`` is called (e.g. to say so) before waiting for it.
+    """
+    with open(lock_path, "w") as lock:
+        if fcntl is not None:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(lock, fcntl.LOCK_EX)
+        yield                                         # the lock is released when the file closes
