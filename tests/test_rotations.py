@@ -107,3 +107,12 @@ def test_interpolated_rotation_equals_torchvision(shape, angle):
     assert torch.equal(rotate_by_angle(x, angle), ref.to(torch.uint8))
     xf = x.float() / 255
     assert torch.equal(rotate_by_angle(xf, angle), TF.rotate(xf, float(angle), interpolation=TF.InterpolationMode.BILINEAR))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_interpolated_rotation_keeps_the_dtype_like_torchvision(dtype):
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)).to(dtype)
+    out = rotate_by_angle(x, 45)
+    assert out.dtype == dtype
+    assert torch.equal(out, TF.rotate(x, 45.0, interpolation=TF.InterpolationMode.BILINEAR))
+
