@@ -70,7 +70,6 @@ ADOPTED = "keep-memory"
 def worker(model_name: str, cand: dict, rounds: int, steps: int, profile_ops: str | None) -> dict:
     """One candidate in this process: warm-up, then ``rounds`` timed calls of fit over ``steps`` steps."""
     import torch
-    import torch.nn.functional as F
     from torch import nn
 
     import rotlib

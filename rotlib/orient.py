@@ -625,8 +625,9 @@ def measure(profile, threshold: float = DEFAULT_MIN_CONFIDENCE, notebook: str = 
     evals = [evaluate(o, test.images) for o in orienters]
     tta = [evaluate(Orienter(o.model, o.mean, o.std, o.size, tta=True, name=o.name), test.images) for o in orienters]
     at, at_tta = [e.coverage([threshold])[0] for e in evals], [e.coverage([threshold])[0] for e in tta]
+    per_turn = [e.per_turn() for e in evals]
     values = {"orient.accuracy": [e.accuracy for e in evals],
-              **{f"orient.accuracy.turn{t}": [e.per_turn()[t] for e in evals] for t in TURNS},
+              **{f"orient.accuracy.turn{t}": [p[t] for p in per_turn] for t in TURNS},
               "orient.accuracy.tta": [e.accuracy for e in tta],
               f"orient.threshold{threshold:g}.coverage": [r["coverage"] for r in at],
               f"orient.threshold{threshold:g}.accuracy": [r["accuracy"] for r in at],
