@@ -16,7 +16,7 @@ FRESH  := $(CURDIR)/build/results-fresh
 # keep the notebooks' figures out of their stored outputs
 RUN    := env -u MPLBACKEND ROTLIB_PROGRESS=0
 
-.PHONY: setup fashion-mnist notebooks test unit results check-results bench bench-step reproduce clean-cache browser-test
+.PHONY: setup fashion-mnist models notebooks test unit results check-results bench bench-step reproduce clean-cache browser-test
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ fashion-mnist: $(STAMP)
 	else \
 	  $(PY) -c "from rotlib.data import load_dataset; load_dataset('fashion-mnist', 'test')"; \
 	fi
+
+# Trains every model the notebooks load that is not yet shipped in models/ (resumable: run it again after an
+# interruption), and ships each one with its manifest as it finishes. Prints the plan and a time estimate first.
+models: setup
+	$(PY) -m rotlib.shipped --profile $(PROFILE)
 
 # Executes every notebook in place and records each reported number in results/$(PROFILE).json (started afresh),
 # then regenerates the README's results table from it.

@@ -1,9 +1,10 @@
 """A cache of trained models and results, keyed by their full configuration.
 
-Notebook 2 trains the RotNet; notebooks 3-7 ask for the same configuration
-and load it instead of retraining. Every load and every training run says
-so; nothing is retrained silently. The folder is ``$ROTLIB_CACHE`` or
-``cache/`` in the checkout.
+A model is looked up first among the models shipped with the project
+(``models/``, made by ``make models``, see :mod:`rotlib.shipped`), then in
+the cache folder (``$ROTLIB_CACHE`` or ``cache/`` in the checkout), and
+trained only when it is in neither. Every load and every training run says
+so; nothing is retrained silently.
 
 Safety: file names are a safe slug plus a hash, always inside the folder;
 an unreadable entry is renamed ``*.corrupt``, reported, and computed again;
@@ -18,8 +19,10 @@ import hashlib
 import json
 import os
 import re
+import time
 from pathlib import Path
 
+from . import shipped
 from .distributed import barrier, is_distributed, is_main
 from .files import can_lock, locked, write_text_atomic
 from .train import architecture, load_checkpoint, load_weights, save_atomic, set_aside
@@ -66,15 +69,26 @@ def _exclusive(stem: str, log):
 
 
 def cached_model(name: str, config: dict, build, train, log=print):
-    """Return ``build()`` with weights from the cache, or trained by ``train(model, checkpoint_path)``.
+    """Return ``build()`` with weights shipped in ``models/``, or from the cache, or trained by
+    ``train(model, checkpoint_path)``.
 
-    ``train`` returns a history dict, stored beside the weights and set as
-    ``model.history``. An interrupted training resumes from its checkpoint.
+    ``train`` returns a history dict, stored beside the weights (with the
+    training time and the machine) and set as ``model.history``. An
+    interrupted training resumes from its checkpoint.
     """
     stem = entry_stem(name, config)
     folder = cache_dir()
     final, ckpt = folder / f"{stem}.pt", folder / f"{stem}.ckpt"
     model = build()
+    ready = shipped.find(stem)
+    if ready is not None:
+        state = load_checkpoint(ready, log=log)
+        if state is None:
+            raise shipped.ShippedModelError(f"{ready} is unreadable; restore it with `git checkout -- {ready}`")
+        load_weights(model, state, source=str(ready))
+        model.history, model.cache_key = state.get("history", {}), stem
+        log(f"[cache] loaded shipped model {name} from {ready.parent.name}/{ready.name}")
+        return model.eval()
     with _exclusive(stem, log):
         state = load_checkpoint(final, log=lambda m: log(f"[cache] {m}; training it again")) if final.exists() else None
         if state is not None:
@@ -82,11 +96,15 @@ def cached_model(name: str, config: dict, build, train, log=print):
             model.history, model.cache_key = state.get("history", {}), stem
             log(f"[cache] loaded {name} from {final}")
             return model.eval()
-        log(f"[cache] {name} not in the cache: training it (config {stem})")
+        log(f"[cache] {name} not shipped and not in the cache: training it (config {stem})")
+        t0 = time.time()
         history = train(model, ckpt)
+        seconds = round(time.time() - t0, 1)         # this run's share when it resumed from a checkpoint
         if is_main():
             save_atomic({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "arch": architecture(model),
-                         "config": json.loads(json.dumps(config, default=str)), "history": history}, final)
+                         "config": json.loads(json.dumps(config, default=str)), "history": history,
+                         "train_seconds": seconds, "trained_by": {"code": shipped.code_version(),
+                                                                  "machine": shipped.machine()}}, final)
             ckpt.unlink(missing_ok=True)
         barrier()
     model.history, model.cache_key = history, stem

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from . import data as D
-from .cache import cached_json, cached_model
+from .cache import cached_json, cached_model, entry_stem
 from .evaluate import accuracy, confusion_matrix, extract_features, predict
 from .models import NetworkInNetwork, Probe, feature_shape, make_classifier
 from .profiles import Profile
@@ -76,9 +78,33 @@ def build_network(profile: Profile, num_classes: int) -> NetworkInNetwork:
 
 
 # ---------------------------------------------------------------- networks
+@dataclass(frozen=True)
+class ModelSpec:
+    """A trainable model's identity and recipe: ``name`` and ``config`` (its cache key), ``build()`` the untrained
+    network, ``train(model, checkpoint)`` its training. :meth:`get` loads it (shipped or cached) or trains it."""
+    name: str
+    config: dict
+    build: Callable
+    train: Callable
+
+    @property
+    def stem(self) -> str:
+        """The file name of its cache entry and of its shipped model (``models/<stem>.pt``)."""
+        return entry_stem(self.name, self.config)
+
+    def get(self) -> NetworkInNetwork:
+        return cached_model(self.name, self.config, self.build, self.train)
+
+
 def train_rotnet(profile: Profile, rotations: str = "4", mode: str = "all", seed: int = 0,
-                 epochs: int | None = None, progress: bool = True) -> NetworkInNetwork:
-    """A RotNet trained on the pretext task (cached).
+                 epochs: int | None = None, progress: bool = True, on_epoch_end=None) -> NetworkInNetwork:
+    """A RotNet trained on the pretext task (shipped or cached; see :func:`rotnet_spec`)."""
+    return rotnet_spec(profile, rotations, mode, seed, epochs, progress, on_epoch_end).get()
+
+
+def rotnet_spec(profile: Profile, rotations: str = "4", mode: str = "all", seed: int = 0,
+                epochs: int | None = None, progress: bool = True, on_epoch_end=None) -> ModelSpec:
+    """A RotNet trained on the pretext task.
 
     ``mode="all"``: each batch holds images in all K rotations (the paper's
     choice). ``mode="random"``: each batch holds ``batch_size*K`` images with
@@ -90,6 +116,10 @@ def train_rotnet(profile: Profile, rotations: str = "4", mode: str = "all", seed
     per batch for the same epochs, so 8 rotations cost twice the compute of
     4) or ``"steps"`` (equal compute: ``4*batch_size`` rotated images per
     step and the same number of steps as the 4-rotation model).
+
+    ``epochs`` (default ``profile.rotnet_epochs``) counts epochs of the
+    4-rotation model; ``on_epoch_end(epoch, model)`` is passed to :func:`fit`
+    (only when the model is trained, not when it is loaded).
     """
     rotations = canonical_rotation_set(rotations)
     k = len(rotation_angles(rotations))
@@ -117,14 +147,21 @@ def train_rotnet(profile: Profile, rotations: str = "4", mode: str = "all", seed
 
     def train(model, ckpt):
         task = RotationTask(data.normalize, rotations, mode, augment=profile.augment)
-        return fit(model, data, task, cfg, ckpt, profile.device, desc=f"RotNet[{rotations},{mode}]", progress=progress)
+        return fit(model, data, task, cfg, ckpt, profile.device, desc=f"RotNet[{rotations},{mode}]", progress=progress,
+                   on_epoch_end=on_epoch_end)
 
-    return cached_model(f"rotnet-{profile.dataset}", config, build, train)
+    return ModelSpec(f"rotnet-{profile.dataset}", config, build, train)
 
 
 def train_supervised(profile: Profile, per_class: int | None = None, seed: int = 0,
                      progress: bool = True) -> NetworkInNetwork:
-    """The same architecture trained from scratch with labels (cached): Table 3's upper bound, Fig. 5's baseline."""
+    """The same architecture trained from scratch with labels (shipped or cached; see :func:`supervised_spec`)."""
+    return supervised_spec(profile, per_class, seed, progress).get()
+
+
+def supervised_spec(profile: Profile, per_class: int | None = None, seed: int = 0,
+                    progress: bool = True) -> ModelSpec:
+    """The same architecture trained from scratch with labels: Table 3's upper bound, Fig. 5's baseline."""
     data = labelled_subset(profile, per_class)
     epochs = _epochs_for(len(data), profile.batch_size, profile.supervised_epochs, profile.min_steps)
     cfg = TrainConfig(epochs=epochs, batch_size=min(profile.batch_size, len(data)), lr=profile.lr,
@@ -142,7 +179,7 @@ def train_supervised(profile: Profile, per_class: int | None = None, seed: int =
         return fit(model, data, task, cfg, ckpt, profile.device, desc=f"supervised[{per_class or 'all'}/class]",
                    progress=progress)
 
-    return cached_model(f"supervised-{profile.dataset}", config, build, train)
+    return ModelSpec(f"supervised-{profile.dataset}", config, build, train)
 
 
 def random_init(profile: Profile, seed: int = 0, num_classes: int = 4) -> NetworkInNetwork:

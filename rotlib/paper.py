@@ -33,9 +33,16 @@ def _record(name: str, values, profile: Profile, notebook: str) -> R.Entry:
     return R.record(name, values, profile, notebook, PAPER.get(name))
 
 
-def rotnets(profile: Profile, rotations: str = "4", mode: str = "all", progress: bool = True) -> list:
-    """One RotNet per seed of the profile (cached; notebook 2 trains them, the others load them)."""
-    return [E.train_rotnet(profile, rotations, mode, seed=s, progress=progress) for s in profile.seeds]
+def rotnets(profile: Profile, rotations: str = "4", mode: str = "all", progress: bool = True,
+            ablation: bool = False) -> list:
+    """One RotNet per seed of the profile (shipped in models/, or cached, or trained).
+
+    ``ablation=True``: the ablations' budget and seeds (``profile.ablation``), under which Table 2's rotation
+    sets, the one-random-rotation variant and their own 4-rotation reference are all trained alike.
+    """
+    budget = profile.ablation if ablation else {"epochs": profile.rotnet_epochs, "seeds": profile.seeds}
+    return [E.train_rotnet(profile, rotations, mode, seed=s, epochs=budget["epochs"], progress=progress)
+            for s in budget["seeds"]]
 
 
 def random_nets(profile: Profile) -> list:
@@ -55,20 +62,28 @@ def gap(name: str, a: R.Entry, b: R.Entry, profile: Profile, notebook: str) -> R
 
 
 # ---------------------------------------------------------------- notebook 2
-def rotation_accuracy(profile: Profile, notebook: str = "02", rotations: str = "4", mode: str = "all") -> R.Entry:
-    """Pretext accuracy on the test split, every test image in every rotation of the set."""
-    name = "rotation_accuracy" if (rotations, mode) == ("4", "all") else \
-        f"rotation_accuracy.{canonical_rotation_set(rotations)}.{mode}"
-    values = [E.rotation_accuracy(m, profile, rotations) for m in rotnets(profile, rotations, mode)]
+def rotation_accuracy(profile: Profile, notebook: str = "02", rotations: str = "4", mode: str = "all",
+                      ablation: bool = False) -> R.Entry:
+    """Pretext accuracy on the test split, every test image in every rotation of the set.
+
+    The main RotNets: ``rotation_accuracy``; at the ablations' budget: ``ablation.rotation_accuracy.<set>.<mode>``.
+    """
+    if (rotations, mode, ablation) != ("4", "all", False) and not ablation:
+        raise ValueError("the rotation-set and one-random-rotation variants are trained at the ablations' budget: "
+                         "pass ablation=True")
+    name = f"ablation.rotation_accuracy.{canonical_rotation_set(rotations)}.{mode}" if ablation \
+        else "rotation_accuracy"
+    values = [E.rotation_accuracy(m, profile, rotations) for m in rotnets(profile, rotations, mode, ablation=ablation)]
     return _record(name, values, profile, notebook)
 
 
 def batching(profile: Profile, per_class: int | None = None, notebook: str = "02") -> dict[str, R.Entry]:
-    """All 4 rotations of an image in one batch vs one random rotation per image (Sec. 2.2), conv2 non-linear."""
+    """All 4 rotations of an image in one batch vs one random rotation per image (Sec. 2.2), conv2 non-linear,
+    both at the ablations' budget."""
     out = {}
     for mode, label in (("all", "all4"), ("random", "random1")):
         values = [E.probe(m, profile, "conv2", "nonlinear", per_class, seed=s)
-                  for s, m in zip(profile.seeds, rotnets(profile, mode=mode))]
+                  for s, m in zip(profile.ablation["seeds"], rotnets(profile, mode=mode, ablation=True))]
         out[label] = _record(f"batching.{label}.{_label(per_class)}", values, profile, notebook)
     out["gap"] = gap(f"gap.batching.{_label(per_class)}", out["all4"], out["random1"], profile, notebook)
     return out
@@ -123,13 +138,14 @@ def table3(profile: Profile, notebook: str = "03") -> dict[str, R.Entry]:
 
 # ---------------------------------------------------------------- notebook 6
 def table2(profile: Profile, sets=("4", "8", "2-0/180", "2-90/270"), notebook: str = "06") -> dict[str, R.Entry]:
-    """Table 2: a RotNet per rotation set and seed, the non-linear classifier on conv2 (all labels)."""
+    """Table 2: a RotNet per rotation set and seed, the non-linear classifier on conv2 (all labels), every set
+    (4 included) at the ablations' budget."""
     out = {}
     for name in map(canonical_rotation_set, sets):
         values = [E.probe(m, profile, "conv2", "nonlinear", seed=s)
-                  for s, m in zip(profile.seeds, rotnets(profile, name))]
+                  for s, m in zip(profile.ablation["seeds"], rotnets(profile, name, ablation=True))]
         out[name] = _record(f"table2.{name}", values, profile, notebook)
-        out[f"rotation_accuracy.{name}"] = rotation_accuracy(profile, notebook, name)
+        out[f"rotation_accuracy.{name}"] = rotation_accuracy(profile, notebook, name, ablation=True)
     return out
 
 

@@ -215,7 +215,8 @@ def _prepare(x: torch.Tensor, device, channels_last: bool, non_blocking: bool = 
 
 
 def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=None,
-        desc: str = "training", progress: bool = True, log=print) -> dict:
+        desc: str = "training", progress: bool = True, log=print, stop_after: int | None = None,
+        on_epoch_end=None) -> dict:
     """Train ``model`` in place on ``task(batch)``; return the history (per-epoch and per-step).
 
     The model's weights change (that is the point). It trains on ``device``
@@ -224,6 +225,11 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
     which computes the same). With ``checkpoint`` (a path), the state is
     saved atomically after every epoch and training resumes from it when it
     exists; an unreadable checkpoint is set aside and training starts over.
+
+    ``stop_after``: train only the first epochs of ``cfg``'s schedule (the
+    learning rate follows the full run's), e.g. to watch or to re-check the
+    start of a long run. ``on_epoch_end(epoch, model)`` is called after each
+    epoch (1-based), e.g. to keep snapshots; the model is in train mode then.
     """
     if len(data) == 0:
         raise ValueError(f"{desc}: no training images")
@@ -250,10 +256,13 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
         start, history = state["epoch"], state["history"]
         log(f"{desc}: resuming from {ckpt} after epoch {start}/{cfg.epochs}")
     pin = device.type == "cuda"
-    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, mininterval=1.0,
+    if stop_after is not None:
+        whole_number(stop_after, "stop_after", 1)
+    last = min(cfg.epochs, stop_after or cfg.epochs)
+    bar = tqdm(total=steps_per_epoch * last, initial=start * steps_per_epoch, desc=desc, mininterval=1.0,
                disable=not progress or not dist.is_main() or not progress_bars_wanted())
     drop_last = len(data) >= cfg.batch_size
-    for epoch in range(start, cfg.epochs):
+    for epoch in range(start, last):
         net.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         sum_loss = sum_correct = count = 0
@@ -293,6 +302,8 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
         if ckpt and dist.is_main():
             save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                          "history": history, "arch": architecture(model), "train_config": asdict(cfg)}, ckpt)
+        if on_epoch_end is not None and dist.is_main():
+            on_epoch_end(epoch + 1, model)
         dist.barrier()
     bar.close()
     model.to(home).eval()
