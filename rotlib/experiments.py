@@ -145,12 +145,45 @@ def rotnet_spec(profile: Profile, rotations: str = "4", mode: str = "all", seed:
         set_seed(seed)
         return build_network(profile, k)
 
-    def train(model, ckpt):
+    def train(model, ckpt, stop_after=None):
         task = RotationTask(data.normalize, rotations, mode, augment=profile.augment)
         return fit(model, data, task, cfg, ckpt, profile.device, desc=f"RotNet[{rotations},{mode}]", progress=progress,
-                   on_epoch_end=on_epoch_end)
+                   on_epoch_end=on_epoch_end, stop_after=stop_after)
 
     return ModelSpec(f"rotnet-{profile.dataset}", config, build, train)
+
+
+def train_rotnet_start(profile: Profile, epochs: int = 2, seed: int = 0, progress: bool = True) -> NetworkInNetwork:
+    """The first ``epochs`` epochs of the main RotNet's recipe (same seed, same schedule), trained now and not cached.
+
+    A run a student can watch: its training curve lies on the first epochs
+    of the shipped model's recorded curve (identically on the CPU kind that
+    made it, within the training noise on another). It is not the shipped
+    model, so it is never stored as one. ``model.history`` is its history.
+    """
+    spec = rotnet_spec(profile, seed=seed, progress=progress)
+    model = spec.build()
+    model.history = spec.train(model, None, stop_after=epochs)
+    return model
+
+
+def rotnet_snapshot(profile: Profile, epoch: int, seed: int | None = None) -> NetworkInNetwork:
+    """The main RotNet of ``seed`` (default: the first) after ``epoch`` of its epochs, as kept by ``make models``
+    (Fig. 5(a)); its last epoch is the shipped model itself."""
+    from . import shipped
+    from .train import load_checkpoint, load_weights
+    seed = profile.seeds[0] if seed is None else seed
+    if epoch == profile.rotnet_epochs:
+        return train_rotnet(profile, seed=seed)
+    spec, path = rotnet_spec(profile, seed=seed), shipped.snapshot_path(profile, seed, epoch)
+    if not path.exists():
+        raise FileNotFoundError(f"no snapshot of the {profile.name} RotNet (seed {seed}) after epoch {epoch} "
+                                f"({path}); `make models` keeps them after epochs {shipped.SNAPSHOT_EPOCHS} of the "
+                                "first seed's main RotNet when it trains it")
+    model = spec.build()
+    load_weights(model, load_checkpoint(path), source=str(path))
+    model.history, model.cache_key = {}, f"{spec.stem}-at{epoch:02d}"
+    return model.eval()
 
 
 def train_supervised(profile: Profile, per_class: int | None = None, seed: int = 0,

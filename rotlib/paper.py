@@ -77,6 +77,27 @@ def rotation_accuracy(profile: Profile, notebook: str = "02", rotations: str = "
     return _record(name, values, profile, notebook)
 
 
+def pretext_epochs(profile: Profile, epochs=None, notebook: str = "02") -> dict[int, dict[str, R.Entry]]:
+    """Fig. 5(a): rotation accuracy and the conv2 non-linear probe (all labels) of the first seed's main RotNet after
+    each of ``epochs`` (default: every kept snapshot and the last epoch). One seed, so each entry's tolerance is
+    taken from the spread of the same quantity over the main RotNets' seeds at the last epoch."""
+    from .shipped import SNAPSHOT_EPOCHS
+    epochs = epochs or (*[e for e in SNAPSHOT_EPOCHS if e < profile.rotnet_epochs], profile.rotnet_epochs)
+    nets = rotnets(profile)
+    spread = {"rotation_accuracy": R.summarize([E.rotation_accuracy(m, profile) for m in nets]),
+              "probe": R.summarize([E.probe(m, profile, "conv2", "nonlinear", seed=s)
+                                    for s, m in zip(profile.seeds, nets)])}
+    out = {}
+    for epoch in epochs:
+        net = E.rotnet_snapshot(profile, epoch)
+        values = {"rotation_accuracy": E.rotation_accuracy(net, profile),
+                  "probe": E.probe(net, profile, "conv2", "nonlinear", seed=profile.seeds[0])}
+        out[epoch] = {k: R.record(f"fig5a.{k}.epoch{epoch:02d}", [v], profile, notebook,
+                                  tol=R.tolerance({"std": spread[k]["std"], "n": 1}))
+                      for k, v in values.items()}
+    return out
+
+
 def batching(profile: Profile, per_class: int | None = None, notebook: str = "02") -> dict[str, R.Entry]:
     """All 4 rotations of an image in one batch vs one random rotation per image (Sec. 2.2), conv2 non-linear,
     both at the ablations' budget."""

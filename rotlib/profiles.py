@@ -81,7 +81,7 @@ PROFILES = {
     "quick": Profile(name="quick", dataset="cifar10-5k", num_blocks=4, width=64, n_train=None, n_test=None,
                      batch_size=16, rotnet_epochs=32, classifier_epochs=15, classifier_batch_size=128,
                      supervised_epochs=12, min_steps=400, augment=True, precompute_features=True,
-                     rotnet_milestones=(0.6, 0.85), seeds=(0, 1, 2), ablation_epochs=16, ablation_seeds=(0, 1)),
+                     rotnet_milestones=(0.6, 0.85), seeds=(0, 1, 2), ablation_epochs=4, ablation_seeds=(0, 1)),
     "paper": Profile(name="paper", dataset="cifar10", num_blocks=4, width=192, n_train=None, n_test=None,
                      batch_size=128, rotnet_epochs=200, classifier_epochs=50, classifier_batch_size=128,
                      supervised_epochs=200, min_steps=0, augment=True, precompute_features=False, seeds=(0,),

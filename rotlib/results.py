@@ -76,13 +76,17 @@ class Entry(dict):
         return f"{self['name']}: {self['value']:.2f} ± {self['std']:.2f} (n={self['n']}{paper})"
 
 
-def record(name: str, values, profile, notebook: str, paper: float | None = None, unit: str = "%") -> Entry:
-    """Store a quantity's per-seed ``values`` under ``name`` in ``results/<profile>.json`` (atomically)."""
+def record(name: str, values, profile, notebook: str, paper: float | None = None, unit: str = "%",
+           tol: float | None = None) -> Entry:
+    """Store a quantity's per-seed ``values`` under ``name`` in ``results/<profile>.json`` (atomically).
+
+    ``tol``: the tolerance CI allows, where the values' own spread cannot give it (one seed); default
+    :func:`tolerance`."""
     if not re.fullmatch(r"[A-Za-z0-9_.\-/]+", name):
         raise ValueError(f"quantity names use letters, digits and . _ - /, got {name!r}")
     entry = {"name": name, **summarize(values), "paper": paper, "unit": unit, "notebook": notebook,
              "dataset": profile.dataset}
-    entry["tol"] = tolerance(entry)
+    entry["tol"] = max(tolerance(entry), tol or 0.0)
     if not is_main():                        # under torchrun only rank 0 writes
         return Entry(entry)
     path = results_path(profile.name)

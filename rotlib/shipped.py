@@ -116,8 +116,10 @@ def epoch_history(history: dict) -> dict:
     return {k: v for k, v in history.items() if k.startswith("epoch_") or k == "lr"}
 
 
-def ship(name: str, stem: str, source: Path) -> Path:
-    """Copy the cache entry ``source`` (``<stem>.pt``) into ``models/`` and write its manifest."""
+def ship(label: str, spec, source: Path) -> Path:
+    """Copy the cache entry ``source`` of ``spec`` (a :class:`rotlib.experiments.ModelSpec`) into ``models/`` and
+    write its manifest."""
+    stem = spec.stem
     folder = models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     state = torch.load(source, map_location="cpu", weights_only=True)
@@ -125,7 +127,7 @@ def ship(name: str, stem: str, source: Path) -> Path:
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.copyfile(source, tmp)
     os.replace(tmp, target)
-    manifest = {"format": FORMAT, "name": name, "stem": stem, "config": state["config"],
+    manifest = {"format": FORMAT, "label": label, "cache_name": spec.name, "stem": stem, "config": state["config"],
                 "arch": state["arch"]["config"], "history": epoch_history(state.get("history", {})),
                 "train_seconds": state.get("train_seconds"), "trained_by": state.get("trained_by"),
                 "sha256": sha256(target), "bytes": target.stat().st_size}
@@ -208,7 +210,7 @@ def ship_all(profile, log=print, **plan_options) -> None:
     for i, job in enumerate(missing, 1):
         log(f"[{i}/{len(missing)}] {job.label}")
         job.spec.get()
-        ship(job.label, job.spec.stem, cache_dir() / f"{job.spec.stem}.pt")
+        ship(job.label, job.spec, cache_dir() / f"{job.spec.stem}.pt")
         log(f"  shipped models/{job.spec.stem}.pt ({read_manifest(job.spec.stem)['train_seconds'] or 0:.0f} s of "
             "training)")
 
