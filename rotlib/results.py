@@ -85,7 +85,7 @@ def record(name: str, values, profile, notebook: str, paper: float | None = None
     if not re.fullmatch(r"[A-Za-z0-9_.\-/]+", name):
         raise ValueError(f"quantity names use letters, digits and . _ - /, got {name!r}")
     entry = {"name": name, **summarize(values), "paper": paper, "unit": unit, "notebook": notebook,
-             "dataset": profile.dataset}
+             "dataset": profile.dataset, "profile": profile.name}
     entry["tol"] = max(tolerance(entry), tol or 0.0)
     if not is_main():                        # under torchrun only rank 0 writes
         return Entry(entry)
@@ -100,11 +100,45 @@ def record(name: str, values, profile, notebook: str, paper: float | None = None
 
 def difference(a: dict, b: dict, z: float = 2.0) -> dict:
     """``a - b`` with its standard error; ``verdict`` is ``"higher"``, ``"lower"`` or ``"tie"`` (within z
-    standard errors). With 2 seeds the spread itself is a rough estimate: read ties generously."""
+    standard errors). With 2 seeds the spread itself is a rough estimate: read ties generously.
+
+    Every verdict a notebook states comes from here; for recorded entries it is also written to
+    ``results/<profile>.verdicts.json``, so that CI can check that a fresh run states the same verdicts."""
     diff = a["value"] - b["value"]
     se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
     verdict = "tie" if abs(diff) <= z * se else ("higher" if diff > 0 else "lower")
-    return {"diff": round(diff, 2), "se": round(se, 2), "verdict": verdict}
+    out = {"diff": round(diff, 2), "se": round(se, 2), "verdict": verdict}
+    if a.get("profile") and a.get("name") and b.get("name") and is_main():
+        _record_verdict(a, b, {**out, "threshold": round(z * se, 2)})
+    return out
+
+
+def verdicts_path(results_file: Path) -> Path:
+    """The verdicts beside a results file: ``quick.json`` -> ``quick.verdicts.json``."""
+    return Path(results_file).with_suffix(".verdicts.json")
+
+
+def _record_verdict(a: dict, b: dict, d: dict) -> None:
+    path = verdicts_path(results_path(a["profile"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path.with_name(path.name + ".lock")):
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[f"{a['name']} vs {b['name']}"] = {**d, "notebook": a.get("notebook")}
+        write_text_atomic(path, json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+
+
+def compare_verdicts(fresh: dict, committed: dict) -> list[str]:
+    """Verdicts (higher / lower / tie) the committed notebooks state that a fresh run states differently or not at all."""
+    problems = []
+    for name, old in sorted(committed.items()):
+        new = fresh.get(name)
+        if new is None:
+            problems.append(f"verdict {name}: committed {old['verdict']!r} but not stated by the fresh run")
+        elif new["verdict"] != old["verdict"]:
+            problems.append(f"verdict {name}: fresh {new['verdict']!r} ({new['diff']:+.2f}, threshold "
+                            f"{new['threshold']:.2f}) vs committed {old['verdict']!r} ({old['diff']:+.2f}, threshold "
+                            f"{old['threshold']:.2f})")
+    return problems
 
 
 # ---------------------------------------------------------------- the README's table
@@ -265,10 +299,14 @@ def main(argv=None) -> int:
     elif args.cmd == "compare":
         fresh, committed = (json.loads(p.read_text()) for p in (args.fresh, args.committed))
         problems = compare(fresh, committed)
-        for p in problems:
+        old_v, new_v = (json.loads(verdicts_path(p).read_text()) if verdicts_path(p).exists() else {}
+                        for p in (args.committed, args.fresh))
+        flips = compare_verdicts(new_v, old_v)
+        for p in problems + flips:
             print("FAIL", p)
-        print(f"compare: {len(committed) - len(problems)} of {len(committed)} quantities within tolerance")
-        return 1 if problems else 0
+        print(f"compare: {len(committed) - len(problems)} of {len(committed)} quantities within tolerance, "
+              f"{len(old_v) - len(flips)} of {len(old_v)} verdicts the same")
+        return 1 if problems or flips else 0
     return 0
 
 

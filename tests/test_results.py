@@ -58,6 +58,29 @@ def test_compare_flags_moved_and_missing_values():
     assert problems[0].startswith("b: fresh 47.50 vs committed 50.00") and problems[1].startswith("c:")
 
 
+def test_verdicts_are_recorded_and_compared(results_dir):
+    profile = get_profile("quick")
+    a = R.record("table2.4", [60.0, 61.0], profile, "06")
+    b = R.record("table2.8", [55.0, 56.0], profile, "06")
+    assert R.difference(a, b)["verdict"] == "higher"
+    path = R.verdicts_path(results_dir / "quick.json")
+    committed = json.loads(path.read_text())
+    assert committed["table2.4 vs table2.8"]["verdict"] == "higher" and committed["table2.4 vs table2.8"]["notebook"] == "06"
+    R.difference(a, R.record("table2.8", [60.0, 59.0], profile, "06"))          # a fresh run: now a tie
+    fresh = json.loads(path.read_text())
+    assert R.compare_verdicts(fresh, committed) == [
+        "verdict table2.4 vs table2.8: fresh 'tie' (+1.00, threshold 1.42) vs committed 'higher' (+5.00, threshold "
+        "1.42)"]
+    assert R.compare_verdicts(committed, committed) == []
+    assert R.compare_verdicts({}, committed)[0].endswith("not stated by the fresh run")
+    # the command line fails on a flipped verdict even when every value is within its tolerance
+    (results_dir / "fresh").mkdir()
+    (results_dir / "fresh" / "quick.json").write_text((results_dir / "quick.json").read_text())
+    R.verdicts_path(results_dir / "fresh" / "quick.json").write_text(json.dumps(fresh))
+    R.verdicts_path(results_dir / "quick.json").write_text(json.dumps(committed))
+    assert R.main(["compare", str(results_dir / "fresh" / "quick.json"), str(results_dir / "quick.json")]) == 1
+
+
 def _notebook(path, markdown, output):
     nb = nbformat.v4.new_notebook()
     code = nbformat.v4.new_code_cell("x")
