@@ -27,9 +27,15 @@ def _at_least(minimum: int, hint: str = ""):
 
 
 def _profile(args):
-    changes = {k: v for k, v in {"width": args.width, "num_blocks": args.blocks, "rotnet_epochs": args.epochs,
-                                 "n_train": args.n_train}.items() if v is not None}
-    return get_profile(args.profile, args.dataset, args.device, **changes)
+    changes = {k: v for k, v in {"width": args.width, "num_blocks": args.blocks, "n_train": args.n_train}.items()
+               if v is not None}
+    if args.from_scratch:
+        changes["folder_start"] = "scratch"
+    profile = get_profile(args.profile, args.dataset, args.device, **changes)
+    if args.epochs is not None:          # a folder fine-tuned from the shipped RotNet counts fine-tuning epochs
+        fine_tune = profile.dataset.startswith("folder:") and profile.folder_start == "shipped"
+        profile = profile.replace(**{"finetune_epochs" if fine_tune else "rotnet_epochs": args.epochs})
+    return profile
 
 
 def _write(result: dict, path: str | None, default: str) -> Path:
@@ -130,7 +136,10 @@ def main(argv=None) -> int:
         p.add_argument("--profile", choices=list(PROFILES), default=None, help="quick (CPU) or paper (GPU)")
         p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
         p.add_argument("--rotations", default="4", help=f"rotation set: {', '.join(ROTATION_SETS)}")
-        p.add_argument("--epochs", type=_at_least(1), help="RotNet epochs (default: the profile's)")
+        p.add_argument("--epochs", type=_at_least(1), help="RotNet epochs (default: the profile's; for folder:PATH "
+                                                           "the epochs of fine-tuning the shipped RotNet, default 8)")
+        p.add_argument("--from-scratch", dest="from_scratch", action="store_true",
+                       help="folder:PATH: train the RotNet from a random init instead of fine-tuning the shipped one")
         p.add_argument("--width", type=_at_least(2, " (192 in the paper)"), help="NIN width (192 in the paper)")
         p.add_argument("--blocks", type=_at_least(3, " (the paper uses 3, 4 or 5)"),
                        help="number of NIN blocks (3, 4 or 5)")

@@ -260,11 +260,13 @@ class Orienter:
         path = cached_rotnet_path(profile, seed=seed)
         if not path.exists():
             n = len(E.load_split(profile, "train"))
-            what = (f"the {profile.name} profile's RotNet (seed {seed}, {profile.dataset}) is not in the cache ({path})")
+            what = (f"the {profile.name} profile's RotNet (seed {seed}, {profile.dataset}) is neither shipped nor in the cache ({path})")
             if not train:
                 raise FileNotFoundError(f"{what}; train it first: run notebook 2, or `python -m rotlib train "
                                         f"--profile {profile.name} --seed {seed}`")
-            log(f"[orient] {what}: training it now, {profile.rotnet_epochs} epochs on {n:,} images x 4 rotations. "
+            spec = E.rotnet_spec(profile, seed=seed)
+            how = "fine-tuning the shipped RotNet for" if "start" in spec.config else "training it now,"
+            log(f"[orient] {what}: {how} {spec.config['train']['epochs']} epochs on {n:,} images x 4 rotations. "
                 "That takes minutes on a laptop CPU (seconds on a GPU), once: later runs load it. "
                 "Pass --model PATH to use another RotNet.")
         model = E.train_rotnet(profile, seed=seed)

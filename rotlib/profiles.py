@@ -37,6 +37,10 @@ class Profile:
     ablation_epochs: int | None = None           # RotNet epochs of the ablations (Table 2, one random rotation per
                                                  # image) and of their own 4-rotation reference; None: rotnet_epochs
     ablation_seeds: tuple[int, ...] | None = None  # seeds of the ablations; None: seeds
+    folder_start: str = "shipped"    # folder:PATH RotNets: "shipped" (fine-tune the shipped cifar10-5k RotNet of the
+                                     # same architecture) or "scratch" (train from a random init)
+    finetune_epochs: int = 8         # fine-tuning the shipped RotNet on a folder of photos
+    finetune_lr: float = 0.02
     device: str = "auto"
     precision: str = "auto"
 
@@ -55,6 +59,10 @@ class Profile:
         if not self.seeds or (self.ablation_seeds is not None and not self.ablation_seeds):
             raise ValueError("seeds and ablation_seeds need at least one seed each")
         positive_number(self.lr, "lr (learning rate)")
+        positive_number(self.finetune_lr, "finetune_lr (learning rate of fine-tuning)")
+        whole_number(self.finetune_epochs, "finetune_epochs", 1, ": an untrained model would be cached as if trained")
+        if self.folder_start not in ("shipped", "scratch"):
+            raise ValueError(f"folder_start must be 'shipped' or 'scratch', got {self.folder_start!r}")
         fractions(self.rotnet_milestones, "rotnet_milestones")
         fractions(self.classifier_milestones, "classifier_milestones")
         if self.precision not in ("auto", "bf16", "fp32"):

@@ -100,3 +100,29 @@ def test_the_training_code_still_makes_the_shipped_rotnet():
         spread = statistics.stdev(h[key][0] for h in recorded)
         assert math.isclose(live[key][0], recorded[0][key][0], abs_tol=3 * spread), \
             f"{key} after epoch 1: {live[key][0]:.4f} now vs {recorded[0][key][0]:.4f} shipped (±{3 * spread:.4f})"
+
+
+def _photo_folder(root, n=6):
+    from PIL import Image
+    for c, colour in (("cats", (200, 30, 30)), ("dogs", (30, 30, 200))):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (40, 40), tuple(v + 5 * i for v in colour)).save(root / c / f"{i}.png")
+    return root
+
+
+def test_a_folder_rotnet_fine_tunes_the_shipped_one(tmp_path, cache):
+    folder = f"folder:{_photo_folder(tmp_path / 'photos')}"
+    quick = get_profile("quick")
+    shipped_net = E.train_rotnet(quick, seed=0)
+    spec = E.rotnet_spec(get_profile("quick", dataset=folder), seed=0)
+    assert spec.config["start"] == E.rotnet_spec(quick, seed=0).stem            # part of its identity
+    assert spec.config["train"]["epochs"] == quick.finetune_epochs and spec.config["train"]["lr"] == quick.finetune_lr
+    start = spec.build()
+    for a, b in zip(start.state_dict().values(), shipped_net.state_dict().values()):
+        assert torch.equal(a, b)
+    scratch = E.rotnet_spec(get_profile("quick", dataset=folder, folder_start="scratch"), seed=0)
+    assert "start" not in scratch.config and scratch.config["train"]["epochs"] == quick.rotnet_epochs
+    assert not torch.equal(next(iter(scratch.build().state_dict().values())), next(iter(start.state_dict().values())))
+    with pytest.raises(FileNotFoundError, match="no shipped RotNet with 4 blocks of width 32"):
+        E.rotnet_spec(get_profile("quick", dataset=folder, width=32), seed=0)
