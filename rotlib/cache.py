@@ -82,7 +82,7 @@ def cached_model(name: str, config: dict, build, train, log=print):
     model = build()
     ready = shipped.find(stem)
     if ready is not None:
-        state = load_checkpoint(ready, log=log)
+        state = load_checkpoint(ready, log=log, set_aside_unreadable=False)
         if state is None:
             raise shipped.ShippedModelError(f"{ready} is unreadable; restore it with `git checkout -- {ready}`")
         load_weights(model, state, source=str(ready))

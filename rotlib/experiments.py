@@ -200,15 +200,19 @@ def rotnet_snapshot(profile: Profile, epoch: int, seed: int | None = None) -> Ne
     from . import shipped
     from .train import load_checkpoint, load_weights
     seed = profile.seeds[0] if seed is None else seed
-    if epoch == profile.rotnet_epochs:
-        return train_rotnet(profile, seed=seed)
-    spec, path = rotnet_spec(profile, seed=seed), shipped.snapshot_path(profile, seed, epoch)
-    if not path.exists():
+    spec = rotnet_spec(profile, seed=seed)
+    if epoch == spec.config["train"]["epochs"]:
+        return spec.get()
+    path = shipped.find_snapshot(profile, seed, epoch)
+    if path is None:
         raise FileNotFoundError(f"no snapshot of the {profile.name} RotNet (seed {seed}) after epoch {epoch} "
-                                f"({path}); `make models` keeps them after epochs {shipped.SNAPSHOT_EPOCHS} of the "
-                                "first seed's main RotNet when it trains it")
+                                f"({shipped.snapshot_path(profile, seed, epoch)}); `make models` keeps them after "
+                                f"epochs {shipped.snapshot_epochs(profile)} of the first seed's main RotNet")
+    state = load_checkpoint(path, set_aside_unreadable=False)
+    if state is None:
+        raise shipped.ShippedModelError(f"{path} is unreadable; restore it with `git checkout -- {path}`")
     model = spec.build()
-    load_weights(model, load_checkpoint(path), source=str(path))
+    load_weights(model, state, source=str(path))
     model.history, model.cache_key = {}, f"{spec.stem}-at{epoch:02d}"
     return model.eval()
 

@@ -40,9 +40,9 @@ def rotnets(profile: Profile, rotations: str = "4", mode: str = "all", progress:
     ``ablation=True``: the ablations' budget and seeds (``profile.ablation``), under which Table 2's rotation
     sets, the one-random-rotation variant and their own 4-rotation reference are all trained alike.
     """
-    budget = profile.ablation if ablation else {"epochs": profile.rotnet_epochs, "seeds": profile.seeds}
-    return [E.train_rotnet(profile, rotations, mode, seed=s, epochs=budget["epochs"], progress=progress)
-            for s in budget["seeds"]]
+    # the main models: epochs=None, the profile's own budget (for a folder: its fine-tuning epochs)
+    epochs, seeds = (profile.ablation["epochs"], profile.ablation["seeds"]) if ablation else (None, profile.seeds)
+    return [E.train_rotnet(profile, rotations, mode, seed=s, epochs=epochs, progress=progress) for s in seeds]
 
 
 def random_nets(profile: Profile) -> list:
@@ -79,10 +79,12 @@ def rotation_accuracy(profile: Profile, notebook: str = "02", rotations: str = "
 
 def pretext_epochs(profile: Profile, epochs=None, notebook: str = "02") -> dict[int, dict[str, R.Entry]]:
     """Fig. 5(a): rotation accuracy and the conv2 non-linear probe (all labels) of the first seed's main RotNet after
-    each of ``epochs`` (default: every kept snapshot and the last epoch). One seed, so each entry's tolerance is
-    taken from the spread of the same quantity over the main RotNets' seeds at the last epoch."""
-    from .shipped import SNAPSHOT_EPOCHS
-    epochs = epochs or (*[e for e in SNAPSHOT_EPOCHS if e < profile.rotnet_epochs], profile.rotnet_epochs)
+    each of ``epochs`` (default: every kept snapshot and the last epoch; only the last where ``make models`` kept
+    none, as for a folder or the paper profile). One seed, so each entry's tolerance is taken from the spread of the
+    same quantity over the main RotNets' seeds at the last epoch."""
+    from .shipped import find_snapshot, snapshot_epochs
+    last = E.rotnet_spec(profile).config["train"]["epochs"]
+    epochs = epochs or (*[e for e in snapshot_epochs(profile) if find_snapshot(profile, profile.seeds[0], e)], last)
     nets = rotnets(profile)
     spread = {"rotation_accuracy": R.summarize([E.rotation_accuracy(m, profile) for m in nets]),
               "probe": R.summarize([E.probe(m, profile, "conv2", "nonlinear", seed=s)

@@ -179,7 +179,9 @@ def plan(profile, label_budgets=(None, 20, 100)) -> list[Job]:
                             f"{ablation['epochs']} epochs, seed {seed}",
                             E.rotnet_spec(profile, rotations, mode, seed=seed, epochs=ablation["epochs"]),
                             rotnet_cost(profile, ablation["epochs"]) * (1.3 if rotations == "8" else 1.0)))
-    unique = {j.spec.stem: j for j in jobs}       # an ablation budget equal to the main one shares its models
+    unique = {}                                   # an ablation budget equal to the main one shares its models:
+    for j in jobs:                                # keep the first job (the main model's, with the snapshotter)
+        unique.setdefault(j.spec.stem, j)
     return list(unique.values())
 
 
@@ -187,15 +189,59 @@ def snapshot_path(profile, seed: int, epoch: int) -> Path:
     return models_dir() / "snapshots" / f"rotnet-{profile.dataset}-s{seed}-e{profile.rotnet_epochs}-at{epoch:02d}.pt"
 
 
+def snapshot_epochs(profile) -> list[int]:
+    """The epochs after which the first seed's main RotNet is kept (its last epoch is the shipped model)."""
+    return [e for e in SNAPSHOT_EPOCHS if e < profile.rotnet_epochs]
+
+
 def snapshotter(profile, seed: int):
-    """An ``on_epoch_end`` that keeps the weights after each of SNAPSHOT_EPOCHS (Fig. 5(a))."""
+    """An ``on_epoch_end`` that keeps the weights after each of :func:`snapshot_epochs` (Fig. 5(a)), each with a
+    small manifest (``<name>.json``: epoch, seed, the model it leads to, sha256)."""
     from .train import architecture, save_atomic
+    from . import experiments as E
+    final = E.rotnet_spec(profile, seed=seed).stem
 
     def keep(epoch: int, model) -> None:
-        if epoch in SNAPSHOT_EPOCHS:
+        if epoch in snapshot_epochs(profile):
+            path = snapshot_path(profile, seed, epoch)
             save_atomic({"model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                         "arch": architecture(model), "epoch": epoch}, snapshot_path(profile, seed, epoch))
+                         "arch": architecture(model), "epoch": epoch}, path)
+            write_text_atomic(path.with_suffix(".json"), json.dumps(
+                {"format": FORMAT, "of": final, "seed": seed, "epoch": epoch, "sha256": sha256(path),
+                 "bytes": path.stat().st_size}, indent=1) + "\n")
     return keep
+
+
+def find_snapshot(profile, seed: int, epoch: int) -> Path | None:
+    """A kept snapshot checked against its manifest; None when it was not kept."""
+    path = snapshot_path(profile, seed, epoch)
+    if not path.exists():
+        return None
+    manifest = path.with_suffix(".json")
+    if not manifest.exists() or json.loads(manifest.read_text())["sha256"] != sha256(path):
+        raise ShippedModelError(f"{path} does not match its manifest {manifest.name}; restore both with "
+                                f"`git checkout -- {path.parent}` or re-make them with `make models`")
+    return path
+
+
+def missing_snapshots(profile, seed: int) -> list[int]:
+    return [e for e in snapshot_epochs(profile) if not snapshot_path(profile, seed, e).exists()]
+
+
+def replay_snapshots(profile, seed: int, log=print) -> None:
+    """Keep the missing snapshots of an already trained main RotNet: train the first epochs of its recipe again
+    (same seed, same schedule; not cached) and compare their losses with the shipped model's history."""
+    from . import experiments as E
+    missing = missing_snapshots(profile, seed)
+    if not missing:
+        return
+    spec = E.rotnet_spec(profile, seed=seed, on_epoch_end=snapshotter(profile, seed))
+    model = spec.build()
+    history = spec.train(model, None, stop_after=max(missing))
+    shipped_loss = read_manifest(spec.stem)["history"]["epoch_loss"][:len(history["epoch_loss"])]
+    gap = max(abs(a - b) for a, b in zip(history["epoch_loss"], shipped_loss))
+    log(f"  snapshots after epochs {missing} kept; the replayed epochs' loss differs from the shipped model's "
+        f"history by at most {gap:.2g}")
 
 
 def ship_all(profile, log=print, **plan_options) -> None:
@@ -213,6 +259,11 @@ def ship_all(profile, log=print, **plan_options) -> None:
         ship(job.label, job.spec, cache_dir() / f"{job.spec.stem}.pt")
         log(f"  shipped models/{job.spec.stem}.pt ({read_manifest(job.spec.stem)['train_seconds'] or 0:.0f} s of "
             "training)")
+    first = profile.seeds[0]
+    if missing_snapshots(profile, first):         # e.g. the main model was trained before snapshots were kept
+        log(f"snapshots of seed {first}: epochs {missing_snapshots(profile, first)} missing: training the first "
+            f"{max(missing_snapshots(profile, first))} epochs again")
+        replay_snapshots(profile, first, log)
 
 
 def main(argv=None) -> int:
@@ -226,6 +277,7 @@ def main(argv=None) -> int:
     if args.list:
         for job in plan(profile):
             print(f"{'shipped' if job.shipped() else 'missing'}  {job.spec.stem}  {job.label}")
+        print(f"snapshots of seed {profile.seeds[0]}: missing after epochs {missing_snapshots(profile, profile.seeds[0])}")
         return 0
     keep_freed_memory()
     t0 = time.time()

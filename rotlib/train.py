@@ -135,15 +135,19 @@ def set_aside(path, err: Exception, log=print) -> Path:
     return bad
 
 
-def load_checkpoint(path, map_location="cpu", log=print) -> dict | None:
-    """A saved state dict (``weights_only=True``), or None after setting an unreadable file aside."""
+def load_checkpoint(path, map_location="cpu", log=print, set_aside_unreadable: bool = True) -> dict | None:
+    """A saved state dict (``weights_only=True``), or None after setting an unreadable file aside (or, with
+    ``set_aside_unreadable=False``, for a file that must stay where it is, such as a shipped model: None, untouched)."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
         if not isinstance(state, dict) or "model" not in state:
             raise ValueError("not a rotlib checkpoint (no 'model' entry)")
         return state
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
-        set_aside(path, err, log)
+        if set_aside_unreadable:
+            set_aside(path, err, log)
+        else:
+            log(f"{path} is unreadable ({type(err).__name__}: {err})")
         return None
 
 
@@ -299,11 +303,13 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
         history["epoch_loss"].append(sum_loss / max(count, 1))
         history["epoch_acc"].append(sum_correct / max(count, 1))
         history["lr"].append(opt.param_groups[0]["lr"])
+        # on_epoch_end before the checkpoint: a run killed in between redoes this epoch, so the callback
+        # (e.g. make models' Fig. 5(a) snapshots) is never skipped on resume
+        if on_epoch_end is not None and dist.is_main():
+            on_epoch_end(epoch + 1, model)
         if ckpt and dist.is_main():
             save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                          "history": history, "arch": architecture(model), "train_config": asdict(cfg)}, ckpt)
-        if on_epoch_end is not None and dist.is_main():
-            on_epoch_end(epoch + 1, model)
         dist.barrier()
     bar.close()
     model.to(home).eval()

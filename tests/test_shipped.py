@@ -44,8 +44,26 @@ def test_every_model_the_notebooks_use_is_shipped():
     profile = get_profile("quick")
     missing = [job.label for job in S.plan(profile) if not job.shipped()]
     assert not missing, f"not shipped (run `make models`): {missing}"
-    for epoch in S.SNAPSHOT_EPOCHS:
-        assert S.snapshot_path(profile, profile.seeds[0], epoch).exists()
+    assert S.snapshot_epochs(profile) == [1, 2, 4, 8, 16, 24]
+    for epoch in S.snapshot_epochs(profile):
+        path = S.find_snapshot(profile, profile.seeds[0], epoch)          # checked against its manifest
+        assert path is not None, f"no snapshot after epoch {epoch}: run `make models`"
+        manifest = json.loads(path.with_suffix(".json").read_text())
+        assert manifest["epoch"] == epoch and manifest["of"] == E.rotnet_spec(profile, seed=profile.seeds[0]).stem
+        assert torch.load(path, map_location="cpu", weights_only=True)["epoch"] == epoch
+
+
+def test_a_changed_snapshot_is_refused(tmp_path, monkeypatch):
+    profile = get_profile("quick")
+    source = S.find_snapshot(profile, profile.seeds[0], 1)
+    monkeypatch.setenv("ROTLIB_MODELS", str(tmp_path))
+    copy = S.snapshot_path(profile, profile.seeds[0], 1)
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(source.read_bytes()[:-10])
+    copy.with_suffix(".json").write_text(source.with_suffix(".json").read_text())
+    with pytest.raises(S.ShippedModelError, match="does not match its manifest"):
+        E.rotnet_snapshot(profile, 1)
+    assert copy.exists()                                         # a shipped file is never moved aside
 
 
 def _never_train(model, ckpt):
@@ -94,12 +112,16 @@ def test_the_training_code_still_makes_the_shipped_rotnet():
     model they are identical; on another kind bf16 kernels change the training noise, so the tolerance is three
     times the spread of that epoch's loss and accuracy over the shipped seeds (different seeds: more than noise)."""
     profile = get_profile("quick")
-    recorded = [S.read_manifest(E.rotnet_spec(profile, seed=s).stem)["history"] for s in profile.seeds]
+    manifests = [S.read_manifest(E.rotnet_spec(profile, seed=s).stem) for s in profile.seeds]
+    recorded = [m["history"] for m in manifests]
     live = E.train_rotnet_start(profile, epochs=1, seed=profile.seeds[0], progress=False).history
+    made_here = {k: v for k, v in S.machine().items() if k in ("cpu", "amx_bf16", "torch")} == \
+        {k: v for k, v in manifests[0]["trained_by"]["machine"].items() if k in ("cpu", "amx_bf16", "torch")}
     for key in ("epoch_loss", "epoch_acc"):
-        spread = statistics.stdev(h[key][0] for h in recorded)
-        assert math.isclose(live[key][0], recorded[0][key][0], abs_tol=3 * spread), \
-            f"{key} after epoch 1: {live[key][0]:.4f} now vs {recorded[0][key][0]:.4f} shipped (±{3 * spread:.4f})"
+        tol = 1e-9 if made_here else 3 * statistics.stdev(h[key][0] for h in recorded)
+        assert math.isclose(live[key][0], recorded[0][key][0], abs_tol=tol), \
+            f"{key} after epoch 1: {live[key][0]:.6f} now vs {recorded[0][key][0]:.6f} shipped (±{tol:.2g}, " \
+            f"{'same' if made_here else 'another'} CPU kind)"
 
 
 def _photo_folder(root, n=6):
