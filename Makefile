@@ -43,10 +43,11 @@ fashion-mnist: $(STAMP)
 models: setup
 	$(PY) -m rotlib.shipped --profile $(PROFILE)
 
-# Executes every notebook in place and records each reported number in results/$(PROFILE).json (started afresh),
+# Executes every notebook in place and records each reported number in results/$(PROFILE).json and each stated
+# verdict in results/$(PROFILE).verdicts.json (both started afresh),
 # then regenerates the README's results table from it.
 notebooks: setup
-	rm -f results/$(PROFILE).json
+	rm -f results/$(PROFILE).json results/$(PROFILE).verdicts.json
 	$(RUN) $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 notebooks/[0-9]*.ipynb
 	$(MAKE) results
 

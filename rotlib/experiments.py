@@ -260,7 +260,7 @@ def rotation_predictions(model: NetworkInNetwork, profile: Profile, rotations: s
     """Logits and true rotation labels on the test split."""
     test = load_split(profile, "test")
     return predict(model, test, RotationTask(test.normalize, rotations), device=profile.device,
-                   precision=profile.precision)
+                   precision=profile.evaluation_precision)
 
 
 def rotation_accuracy(model: NetworkInNetwork, profile: Profile, rotations: str = "4") -> float:
@@ -268,7 +268,8 @@ def rotation_accuracy(model: NetworkInNetwork, profile: Profile, rotations: str 
     def compute():
         logits, y = rotation_predictions(model, profile, rotations)
         return 100.0 * (logits.argmax(1) == y).float().mean().item()
-    key = {"model": model.cache_key, "rotations": canonical_rotation_set(rotations), "n_test": profile.n_test}
+    key = {"model": model.cache_key, "rotations": canonical_rotation_set(rotations), "n_test": profile.n_test,
+           "precision": profile.evaluation_precision}
     return cached_json("rotacc", key, compute)
 
 
@@ -280,7 +281,7 @@ def rotation_confusion(model: NetworkInNetwork, profile: Profile, rotations: str
 def _head_config(profile: Profile, n: int) -> TrainConfig:
     epochs = _epochs_for(n, profile.classifier_batch_size, profile.classifier_epochs, profile.min_steps)
     return TrainConfig(epochs=epochs, batch_size=min(profile.classifier_batch_size, n), lr=profile.lr,
-                       milestones=profile.classifier_milestones, precision=profile.precision)
+                       milestones=profile.classifier_milestones, precision=profile.evaluation_precision)
 
 
 _FEATURES: dict = {}  # the most recent frozen features (train and test), reused by consecutive probes; see clear_caches()
@@ -294,10 +295,10 @@ def _frozen_features(backbone: NetworkInNetwork, profile: Profile, data: D.Image
     the last two extractions are kept in memory.
     """
     key = (backbone.cache_key, profile.dataset, str(D.fingerprint(profile.dataset)), profile.n_train, profile.n_test,
-           profile.precision, subset)
+           profile.evaluation_precision, subset)
     if key not in _FEATURES:
         _FEATURES[key] = extract_features(backbone, data, data.normalize, backbone.block_names, device=profile.device,
-                                          precision=profile.precision)
+                                          precision=profile.evaluation_precision)
         while len(_FEATURES) > 2:
             _FEATURES.pop(next(iter(_FEATURES)))
     return _FEATURES[key]
@@ -337,14 +338,14 @@ def probe(backbone: NetworkInNetwork, profile: Profile, block: str = "conv2", cl
             fit(head, TensorData(train_f, train_data.labels), ClassificationTask(), cfg,
                 device=profile.device, desc=f"{classifier} on {block}", progress=progress)
             return accuracy(head, TensorData(test_f, test.labels), ClassificationTask(),
-                            device=profile.device, precision=profile.precision)
+                            device=profile.device, precision=profile.evaluation_precision)
         shape = feature_shape(backbone, block, train_data.shape)   # on the backbone's own device
         model = Probe(backbone, block, make_classifier(classifier, tuple(shape), len(train_data.classes),
                                                        profile.width))
         fit(model, train_data, ClassificationTask(train_data.normalize, augment=profile.augment), cfg,
             device=profile.device, desc=f"{classifier} on {block}", progress=progress)
         return accuracy(model, test, ClassificationTask(test.normalize), device=profile.device,
-                        precision=profile.precision)
+                        precision=profile.evaluation_precision)
 
     return cached_json("probe", key, compute)
 
@@ -369,14 +370,14 @@ def rotation_probe(backbone: NetworkInNetwork, profile: Profile, block: str = "c
 
     def compute():
         feats = {name: extract_features(backbone, d, d.normalize, [block], device=profile.device,
-                                        precision=profile.precision)[block] for name, d in (("train", train_data),
+                                        precision=profile.evaluation_precision)[block] for name, d in (("train", train_data),
                                                                                              ("test", test))}
         set_seed(seed)
         head = make_classifier(classifier, tuple(feats["train"].shape[1:]), 4, profile.width)
         fit(head, TensorData(feats["train"], train_data.labels), ClassificationTask(), cfg, device=profile.device,
             desc=f"rotation from {block}", progress=progress)
         return accuracy(head, TensorData(feats["test"], test.labels), ClassificationTask(), device=profile.device,
-                        precision=profile.precision)
+                        precision=profile.evaluation_precision)
 
     return cached_json("rotprobe", key, compute)
 
@@ -384,9 +385,10 @@ def rotation_probe(backbone: NetworkInNetwork, profile: Profile, block: str = "c
 def supervised_accuracy(model: NetworkInNetwork, profile: Profile) -> float:
     """Test accuracy (%) of a network trained with labels, end to end (cached)."""
     test = load_split(profile, "test")
-    return cached_json("supacc", {"model": model.cache_key, "n_test": profile.n_test},
+    return cached_json("supacc", {"model": model.cache_key, "n_test": profile.n_test,
+                                  "precision": profile.evaluation_precision},
                        lambda: accuracy(model, test, ClassificationTask(test.normalize), device=profile.device,
-                                        precision=profile.precision))
+                                        precision=profile.evaluation_precision))
 
 
 def pixel_probe(profile: Profile, classifier: str = "nonlinear", per_class: int | None = None, seed: int = 0,

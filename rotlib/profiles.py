@@ -42,7 +42,9 @@ class Profile:
     finetune_epochs: int = 8         # fine-tuning the shipped RotNet on a folder of photos
     finetune_lr: float = 0.02
     device: str = "auto"
-    precision: str = "auto"
+    precision: str = "auto"          # training: "auto" (bf16 where the CPU/GPU has it), "bf16" or "fp32"
+    eval_precision: str | None = None  # features, probes and accuracies; None: precision. Changing it does not
+                                       # change which models are loaded (their keys hold the training precision)
 
     def __post_init__(self):
         """Check the settings here, so a bad value fails at once with its valid range, not deep in training."""
@@ -67,11 +69,18 @@ class Profile:
         fractions(self.classifier_milestones, "classifier_milestones")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        if self.eval_precision not in (None, "auto", "bf16", "fp32"):
+            raise ValueError(f"eval_precision must be None, 'auto', 'bf16' or 'fp32', got {self.eval_precision!r}")
 
     @property
     def ablation(self) -> dict:
         """The ablations' budget: ``{"epochs": ..., "seeds": ...}`` (the main model's where not set)."""
         return {"epochs": self.ablation_epochs or self.rotnet_epochs, "seeds": self.ablation_seeds or self.seeds}
+
+    @property
+    def evaluation_precision(self) -> str:
+        """The precision of features, probes and accuracies (``eval_precision``, else ``precision``)."""
+        return self.eval_precision or self.precision
 
     def replace(self, **changes) -> "Profile":
         return replace(self, **changes)
@@ -90,11 +99,16 @@ PROFILES = {
                      batch_size=16, rotnet_epochs=32, classifier_epochs=15, classifier_batch_size=128,
                      supervised_epochs=12, min_steps=400, augment=True, precompute_features=True,
                      rotnet_milestones=(0.6, 0.85), seeds=(0, 1, 2), ablation_epochs=4),
+    # The quick profile with every evaluation (features, probes, accuracies) in fp32 instead of bf16: the same shipped
+    # models, other kernels. How far its numbers and verdicts move from quick's bounds how far another CPU kind may
+    # move them (README, "The same numbers on every CPU"); its results go to results/quick-fp32eval.json.
+    "quick-fp32eval": None,
     "paper": Profile(name="paper", dataset="cifar10", num_blocks=4, width=192, n_train=None, n_test=None,
                      batch_size=128, rotnet_epochs=200, classifier_epochs=50, classifier_batch_size=128,
                      supervised_epochs=200, min_steps=0, augment=True, precompute_features=False, seeds=(0,),
                      rotation_budget="epochs"),
 }
+PROFILES["quick-fp32eval"] = PROFILES["quick"].replace(name="quick-fp32eval", eval_precision="fp32")
 
 
 def get_profile(name: str | None = None, dataset: str | None = None, device: str | None = None, **changes) -> Profile:
