@@ -107,7 +107,13 @@ def test_readme_table_is_generated_and_spliced(results_dir, tmp_path):
     assert "| Table 1, RotNet + non-linear, conv1 / conv2 / conv3 / conv4 |" in table
     assert "59.0 ± 1.4" in table and "89.06" in table
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{R.TABLE_START}\nold\n{R.TABLE_END}\noutro\n")
+    readme.write_text(f"intro\n{R.TABLE_START}\nold\n{R.TABLE_END}\nmiddle\n{R.MODELS_START}\nstale\n{R.MODELS_END}\n"
+                      "outro\n")
     R.write_readme(readme)
     text = readme.read_text()
-    assert "old" not in text and "59.0 ± 1.4" in text and text.startswith("intro") and text.endswith("outro\n")
+    assert "old" not in text and "stale" not in text and "59.0 ± 1.4" in text
+    assert text.startswith("intro") and "middle" in text and text.endswith("outro\n")
+    assert "| RotNet, 4 rotations, 32 epochs | 3 | 32 |" in text          # the shipped models' table
+    readme.write_text(f"intro\n{R.TABLE_START}\nold\n{R.TABLE_END}\n")
+    with pytest.raises(ValueError, match="lacks the markers"):
+        R.write_readme(readme)
