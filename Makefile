@@ -58,7 +58,8 @@ unit: setup
 test: setup
 	rm -rf $(FRESH)
 	$(RUN) ROTLIB_RESULTS=$(FRESH) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=3600 --durations=0 --durations-min=2
-	$(PY) -m rotlib.results compare $(FRESH)/$(PROFILE).json results/$(PROFILE).json
+	$(PY) -m rotlib.results compare $(FRESH)/$(PROFILE).json results/$(PROFILE).json \
+	  $(if $(wildcard results/$(PROFILE)-fp32eval.json),--perturbed results/$(PROFILE)-fp32eval.json)
 	$(MAKE) check-results
 
 # The README's results table, generated from results/*.json.

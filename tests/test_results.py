@@ -117,3 +117,16 @@ def test_readme_table_is_generated_and_spliced(results_dir, tmp_path):
     readme.write_text(f"intro\n{R.TABLE_START}\nold\n{R.TABLE_END}\n")
     with pytest.raises(ValueError, match="lacks the markers"):
         R.write_readme(readme)
+
+
+def test_a_perturbed_run_widens_tolerances_and_marks_fragile_verdicts():
+    committed = {"a": {"value": 50.0, "tol": 1.0}, "b": {"value": 40.0, "tol": 1.0}}
+    perturbed = {"a": {"value": 48.5}, "b": {"value": 40.2}}
+    fresh = {"a": {"value": 47.5}, "b": {"value": 41.5}}
+    assert [p.split(":")[0] for p in R.compare(fresh, committed)] == ["a", "b"]
+    assert [p.split(":")[0] for p in R.compare(fresh, committed, perturbed)] == ["b"]   # a: ±3.0 now, b: still ±1.0
+    v = lambda word: {"verdict": word, "diff": 0.0, "threshold": 1.0}
+    old, pert = {"x": v("tie"), "y": v("tie")}, {"x": v("lower"), "y": v("tie")}
+    new = {"x": v("lower"), "y": v("lower")}
+    assert R.fragile_verdicts(old, pert) == ["x"]
+    assert [p.split()[1] for p in R.compare_verdicts(new, old, pert)] == ["y:"]           # x may flip, y may not
