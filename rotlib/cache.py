@@ -82,9 +82,7 @@ def cached_model(name: str, config: dict, build, train, log=print):
     model = build()
     ready = shipped.find(stem)
     if ready is not None:
-        state = load_checkpoint(ready, log=log, set_aside_unreadable=False)
-        if state is None:
-            raise shipped.ShippedModelError(f"{ready} is unreadable; restore it with `git checkout -- {ready}`")
+        state = shipped.load_state(ready)
         load_weights(model, state, source=str(ready))
         model.history, model.cache_key = state.get("history", {}), stem
         log(f"[cache] loaded shipped model {name} from {ready.parent.name}/{ready.name}")

@@ -198,7 +198,7 @@ def rotnet_snapshot(profile: Profile, epoch: int, seed: int | None = None) -> Ne
     """The main RotNet of ``seed`` (default: the first) after ``epoch`` of its epochs, as kept by ``make models``
     (Fig. 5(a)); its last epoch is the shipped model itself."""
     from . import shipped
-    from .train import load_checkpoint, load_weights
+    from .train import load_weights
     seed = profile.seeds[0] if seed is None else seed
     spec = rotnet_spec(profile, seed=seed)
     if epoch == spec.config["train"]["epochs"]:
@@ -208,9 +208,7 @@ def rotnet_snapshot(profile: Profile, epoch: int, seed: int | None = None) -> Ne
         raise FileNotFoundError(f"no snapshot of the {profile.name} RotNet (seed {seed}) after epoch {epoch} "
                                 f"({shipped.snapshot_path(profile, seed, epoch)}); `make models` keeps them after "
                                 f"epochs {shipped.snapshot_epochs(profile)} of the first seed's main RotNet")
-    state = load_checkpoint(path, set_aside_unreadable=False)
-    if state is None:
-        raise shipped.ShippedModelError(f"{path} is unreadable; restore it with `git checkout -- {path}`")
+    state = shipped.load_state(path)
     model = spec.build()
     load_weights(model, state, source=str(path))
     model.history, model.cache_key = {}, f"{spec.stem}-at{epoch:02d}"

@@ -89,26 +89,27 @@ class Profile:
         return asdict(self)
 
 
+# The shipped models' recipe (issue 19; README, "How the shipped models were made"), measured on a 2-core CPU:
+# width 64, batches of 16 images x 4 rotations, 32 epochs with random crop + flip for the main RotNet (seed 0 on
+# an Intel Xeon: rotation 74.8%, conv2 probe 62.3%, vs 64.7% and 53.7% after 4 epochs without augmentation),
+# three seeds. The ablations (Table 2, one random rotation per image) and their own 4-rotation reference at
+# 4 epochs, three seeds: 15 of them at 32 epochs would take about 5 hours of a 2-core CPU.
+_QUICK = Profile(name="quick", dataset="cifar10-5k", num_blocks=4, width=64, n_train=None, n_test=None,
+                 batch_size=16, rotnet_epochs=32, classifier_epochs=15, classifier_batch_size=128,
+                 supervised_epochs=12, min_steps=400, augment=True, precompute_features=True,
+                 rotnet_milestones=(0.6, 0.85), seeds=(0, 1, 2), ablation_epochs=4)
+
 PROFILES = {
-    # The shipped models' recipe (issue 19; README, "How the shipped models were made"), measured on a 2-core CPU:
-    # width 64, batches of 16 images x 4 rotations, 32 epochs with random crop + flip for the main RotNet (seed 0 on
-    # an Intel Xeon: rotation 74.8%, conv2 probe 62.3%, vs 64.7% and 53.7% after 4 epochs without augmentation),
-    # three seeds. The ablations (Table 2, one random rotation per image) and their own 4-rotation reference at
-    # 4 epochs, three seeds: 15 of them at 32 epochs would take about 5 hours of a 2-core CPU.
-    "quick": Profile(name="quick", dataset="cifar10-5k", num_blocks=4, width=64, n_train=None, n_test=None,
-                     batch_size=16, rotnet_epochs=32, classifier_epochs=15, classifier_batch_size=128,
-                     supervised_epochs=12, min_steps=400, augment=True, precompute_features=True,
-                     rotnet_milestones=(0.6, 0.85), seeds=(0, 1, 2), ablation_epochs=4),
+    "quick": _QUICK,
     # The quick profile with every evaluation (features, probes, accuracies) in fp32 instead of bf16: the same shipped
     # models, other kernels. How far its numbers and verdicts move from quick's bounds how far another CPU kind may
     # move them (README, "The same numbers on every CPU"); its results go to results/quick-fp32eval.json.
-    "quick-fp32eval": None,
+    "quick-fp32eval": _QUICK.replace(name="quick-fp32eval", eval_precision="fp32"),
     "paper": Profile(name="paper", dataset="cifar10", num_blocks=4, width=192, n_train=None, n_test=None,
                      batch_size=128, rotnet_epochs=200, classifier_epochs=50, classifier_batch_size=128,
                      supervised_epochs=200, min_steps=0, augment=True, precompute_features=False, seeds=(0,),
                      rotation_budget="epochs"),
 }
-PROFILES["quick-fp32eval"] = PROFILES["quick"].replace(name="quick-fp32eval", eval_precision="fp32")
 
 
 def get_profile(name: str | None = None, dataset: str | None = None, device: str | None = None, **changes) -> Profile:

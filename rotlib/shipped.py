@@ -83,6 +83,15 @@ def find(stem: str) -> Path | None:
     return weights
 
 
+def load_state(path: Path) -> dict:
+    """A shipped file's saved state; an unreadable one is refused and left where it is (never set aside)."""
+    from .train import load_checkpoint
+    state = load_checkpoint(path, set_aside_unreadable=False)
+    if state is None:
+        raise ShippedModelError(f"{path} is unreadable; restore it with `git checkout -- {path}`")
+    return state
+
+
 def code_version() -> str:
     """The git commit the code came from (``+dirty`` with uncommitted changes to rotlib/), or the package version."""
     try:
@@ -235,6 +244,7 @@ def replay_snapshots(profile, seed: int, log=print) -> None:
     missing = missing_snapshots(profile, seed)
     if not missing:
         return
+    log(f"snapshots of seed {seed}: epochs {missing} missing: training the first {max(missing)} epochs again")
     spec = E.rotnet_spec(profile, seed=seed, on_epoch_end=snapshotter(profile, seed))
     model = spec.build()
     history = spec.train(model, None, stop_after=max(missing))
@@ -259,11 +269,7 @@ def ship_all(profile, log=print, **plan_options) -> None:
         ship(job.label, job.spec, cache_dir() / f"{job.spec.stem}.pt")
         log(f"  shipped models/{job.spec.stem}.pt ({read_manifest(job.spec.stem)['train_seconds'] or 0:.0f} s of "
             "training)")
-    first = profile.seeds[0]
-    if missing_snapshots(profile, first):         # e.g. the main model was trained before snapshots were kept
-        log(f"snapshots of seed {first}: epochs {missing_snapshots(profile, first)} missing: training the first "
-            f"{max(missing_snapshots(profile, first))} epochs again")
-        replay_snapshots(profile, first, log)
+    replay_snapshots(profile, profile.seeds[0], log)   # e.g. a main model trained before snapshots were kept
 
 
 def main(argv=None) -> int:
