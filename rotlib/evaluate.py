@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -33,25 +34,58 @@ def _device(device) -> torch.device:
     return pick_device(device) if device is None or isinstance(device, str) else device
 
 
+class Predictions(NamedTuple):
+    """What :func:`predict` returns: one row per example the task made from the data.
+
+    ``image[i]`` is the index in the dataset of the image row ``i`` was made from, so a caller never has to
+    reconstruct the order (a rotation task turns each batch into K rotated copies, rotation-major *within* the
+    batch: the whole set is not rotation-major)."""
+
+    logits: torch.Tensor
+    targets: torch.Tensor
+    image: torch.Tensor
+
+
+def _rows_per_image(task, n: int, rows: int) -> torch.Tensor:
+    """Which of the batch's ``n`` images each of its ``rows`` outputs comes from (the task says, or one row each)."""
+    if hasattr(task, "source_index"):
+        return task.source_index(n)
+    if rows != n:
+        raise ValueError(f"the task made {rows} rows from {n} images and has no source_index(n) to say which "
+                         "image each row comes from")
+    return torch.arange(n)
+
+
 @torch.no_grad()
-def predict(model: nn.Module, data, task, batch_size: int = 256, device=None, precision: str = "auto"):
-    """Logits and targets of ``task`` over the whole dataset, in order (eval mode, no augmentation)."""
+def predict(model: nn.Module, data, task, batch_size: int = 256, device=None, precision: str = "auto") -> Predictions:
+    """Logits, targets and source image of every row ``task`` makes from the dataset (eval mode, no augmentation)."""
     device = _device(device)
     dtype = amp_dtype(device, precision)
-    outs, targets = [], []
+    outs, targets, images = [], [], []
+    start = 0
     with evaluating(model, device):
-        for images, labels in D.batches(data, batch_size):
-            x, y = task(images.to(device), labels.to(device), train=False)
+        for batch, labels in D.batches(data, batch_size):
+            x, y = task(batch.to(device), labels.to(device), train=False)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 outs.append(model(_prepare(x, device, True)).float().cpu())
             targets.append(y.cpu())
-    return torch.cat(outs), torch.cat(targets)
+            images.append(start + _rows_per_image(task, len(batch), len(y)))
+            start += len(batch)
+    return Predictions(torch.cat(outs), torch.cat(targets), torch.cat(images))
 
 
 def accuracy(model, data, task, **kw) -> float:
     """Top-1 accuracy in percent."""
-    logits, y = predict(model, data, task, **kw)
-    return 100.0 * (logits.argmax(1) == y).float().mean().item()
+    p = predict(model, data, task, **kw)
+    return 100.0 * (p.logits.argmax(1) == p.targets).float().mean().item()
+
+
+def per_class_accuracy(p: Predictions, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Accuracy (%) of the predictions on the rows made from images of each class (``labels``: the dataset's
+    labels, e.g. object classes, while ``p.targets`` may be rotations)."""
+    correct = (p.logits.argmax(1) == p.targets).float()
+    cls = labels[p.image]
+    return torch.stack([100 * correct[cls == c].mean() for c in range(num_classes)])
 
 
 def confusion_matrix(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 
 from . import data as D
 from .cache import cached_json, cached_model, entry_stem
-from .evaluate import accuracy, confusion_matrix, extract_features, predict
+from .evaluate import accuracy, confusion_matrix, extract_features, per_class_accuracy, predict
 from .models import NetworkInNetwork, Probe, feature_shape, make_classifier
 from .profiles import Profile
 from .rotations import canonical_rotation_set, rotate_batch, rotation_angles
@@ -255,7 +255,8 @@ def random_init(profile: Profile, seed: int = 0, num_classes: int = 4) -> Networ
 
 # ---------------------------------------------------------------- evaluation
 def rotation_predictions(model: NetworkInNetwork, profile: Profile, rotations: str = "4"):
-    """Logits and true rotation labels on the test split."""
+    """Logits, true rotation labels and source image of every test image in every rotation
+    (:class:`rotlib.evaluate.Predictions`)."""
     test = load_split(profile, "test")
     return predict(model, test, RotationTask(test.normalize, rotations), device=profile.device,
                    precision=profile.evaluation_precision)
@@ -264,16 +265,22 @@ def rotation_predictions(model: NetworkInNetwork, profile: Profile, rotations: s
 def rotation_accuracy(model: NetworkInNetwork, profile: Profile, rotations: str = "4") -> float:
     """Pretext accuracy (%) on the test split, every test image in every rotation (cached)."""
     def compute():
-        logits, y = rotation_predictions(model, profile, rotations)
-        return 100.0 * (logits.argmax(1) == y).float().mean().item()
+        p = rotation_predictions(model, profile, rotations)
+        return 100.0 * (p.logits.argmax(1) == p.targets).float().mean().item()
     key = {"model": model.cache_key, "rotations": canonical_rotation_set(rotations), "n_test": profile.n_test,
            "precision": profile.evaluation_precision}
     return cached_json("rotacc", key, compute)
 
 
 def rotation_confusion(model: NetworkInNetwork, profile: Profile, rotations: str = "4") -> torch.Tensor:
-    logits, y = rotation_predictions(model, profile, rotations)
-    return confusion_matrix(logits, y, len(rotation_angles(rotations)))
+    p = rotation_predictions(model, profile, rotations)
+    return confusion_matrix(p.logits, p.targets, len(rotation_angles(rotations)))
+
+
+def rotation_accuracy_per_class(model: NetworkInNetwork, profile: Profile, rotations: str = "4") -> torch.Tensor:
+    """Pretext accuracy (%) on the test images of each object class, every image in every rotation."""
+    test = load_split(profile, "test")
+    return per_class_accuracy(rotation_predictions(model, profile, rotations), test.labels, len(test.classes))
 
 
 def _head_config(profile: Profile, n: int) -> TrainConfig:

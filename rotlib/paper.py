@@ -237,13 +237,3 @@ def table(entries, paper: bool = True):
             row["paper"] = "—" if e.get("paper") is None else f"{e['paper']:.2f}"
         rows[e["name"]] = row
     return pd.DataFrame(rows).T
-
-
-def verdict(a: R.Entry, b: R.Entry) -> str:
-    """``a`` vs ``b`` in words, judged against their spread (see :func:`rotlib.results.difference`)."""
-    d = R.difference(a, b)
-    rule = f"unpaired standard error {d['se']:.2f}, threshold 2 x {d['se']:.2f} = {2 * d['se']:.2f}"
-    if d["verdict"] == "tie":
-        return f"tie: {d['diff']:+.2f} points ({rule})"
-    return f"{'higher' if d['diff'] > 0 else 'lower'} by {abs(d['diff']):.2f} points ({rule})"
-

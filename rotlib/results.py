@@ -22,6 +22,7 @@ import re
 import sys
 from pathlib import Path
 
+from . import verdicts as V
 from .distributed import is_main
 from .files import locked, write_text_atomic
 
@@ -37,6 +38,21 @@ def results_dir() -> Path:
 
 def results_path(profile_name: str, folder: Path | None = None) -> Path:
     return Path(folder or results_dir()) / f"{profile_name}.json"
+
+
+def results_name(profile) -> str:
+    """Where a profile's numbers are filed: its own name for a registered profile as registered (``quick``,
+    ``paper``; the device does not count), else ``scratch/<name>-<hash of its settings>``. So an exercise that
+    changes a profile (more seeds, fewer epochs, another dataset) never writes into the committed
+    ``results/quick.json``; ``results/scratch/`` is not committed."""
+    import hashlib
+    from .profiles import PROFILES
+    mine = {k: v for k, v in profile.as_dict().items() if k != "device"}
+    registered = PROFILES.get(profile.name)
+    if registered is not None and {k: v for k, v in registered.as_dict().items() if k != "device"} == mine:
+        return profile.name
+    digest = hashlib.sha256(json.dumps(mine, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"scratch/{profile.name}-{digest}"
 
 
 def load(profile_name: str = "quick", folder: Path | None = None) -> dict:
@@ -78,76 +94,25 @@ class Entry(dict):
 
 def record(name: str, values, profile, notebook: str, paper: float | None = None, unit: str = "%",
            tol: float | None = None) -> Entry:
-    """Store a quantity's per-seed ``values`` under ``name`` in ``results/<profile>.json`` (atomically).
+    """Store a quantity's per-seed ``values`` under ``name`` in ``results/<profile>.json`` (atomically; a changed
+    profile's go to ``results/scratch/``, see :func:`results_name`).
 
     ``tol``: the tolerance CI allows, where the values' own spread cannot give it (one seed); default
     :func:`tolerance`."""
     if not re.fullmatch(r"[A-Za-z0-9_.\-/]+", name):
         raise ValueError(f"quantity names use letters, digits and . _ - /, got {name!r}")
     entry = {"name": name, **summarize(values), "paper": paper, "unit": unit, "notebook": notebook,
-             "dataset": profile.dataset, "profile": profile.name}
+             "dataset": profile.dataset, "profile": results_name(profile)}
     entry["tol"] = max(tolerance(entry), tol or 0.0)
     if not is_main():                        # under torchrun only rank 0 writes
         return Entry(entry)
-    path = results_path(profile.name)
+    path = results_path(entry["profile"])
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path.with_name(path.name + ".lock")):       # two notebooks recording at once lose nothing
-        data = load(profile.name)
+        data = load(entry["profile"])
         data[name] = entry
         write_text_atomic(path, json.dumps(dict(sorted(data.items())), indent=1) + "\n")
     return Entry(entry)
-
-
-def difference(a: dict, b: dict, z: float = 2.0) -> dict:
-    """``a - b`` with its standard error; ``verdict`` is ``"higher"``, ``"lower"`` or ``"tie"`` (within z
-    standard errors). With 2 seeds the spread itself is a rough estimate: read ties generously.
-
-    Every verdict a notebook states comes from here; for recorded entries it is also written to
-    ``results/<profile>.verdicts.json``, so that CI can check that a fresh run states the same verdicts."""
-    diff = a["value"] - b["value"]
-    se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
-    verdict = "tie" if abs(diff) <= z * se else ("higher" if diff > 0 else "lower")
-    out = {"diff": round(diff, 2), "se": round(se, 2), "verdict": verdict}
-    if a.get("profile") and a.get("name") and b.get("name") and is_main():
-        _record_verdict(a, b, {**out, "threshold": round(z * se, 2)})
-    return out
-
-
-def verdicts_path(results_file: Path) -> Path:
-    """The verdicts beside a results file: ``quick.json`` -> ``quick.verdicts.json``."""
-    return Path(results_file).with_suffix(".verdicts.json")
-
-
-def _record_verdict(a: dict, b: dict, d: dict) -> None:
-    path = verdicts_path(results_path(a["profile"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path.with_name(path.name + ".lock")):
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data[f"{a['name']} vs {b['name']}"] = {**d, "notebook": a.get("notebook")}
-        write_text_atomic(path, json.dumps(dict(sorted(data.items())), indent=1) + "\n")
-
-
-def compare_verdicts(fresh: dict, committed: dict, perturbed: dict | None = None) -> list[str]:
-    """Verdicts (higher / lower / tie) the committed notebooks state that a fresh run states differently or not at all.
-
-    ``perturbed``: the verdicts of a run with other kernels (see :func:`compare`); where it stated another word, the
-    verdict is fragile (it can flip on another CPU kind) and either word is accepted."""
-    problems = []
-    for name, old in sorted(committed.items()):
-        new = fresh.get(name)
-        allowed = {old["verdict"]} | ({perturbed[name]["verdict"]} if perturbed and name in perturbed else set())
-        if new is None:
-            problems.append(f"verdict {name}: committed {old['verdict']!r} but not stated by the fresh run")
-        elif new["verdict"] not in allowed:
-            problems.append(f"verdict {name}: fresh {new['verdict']!r} ({new['diff']:+.2f}, threshold "
-                            f"{new['threshold']:.2f}) vs committed {old['verdict']!r} ({old['diff']:+.2f}, threshold "
-                            f"{old['threshold']:.2f})")
-    return problems
-
-
-def fragile_verdicts(committed: dict, perturbed: dict) -> list[str]:
-    """The committed verdicts that the perturbed run states with another word."""
-    return sorted(k for k, v in committed.items() if k in perturbed and perturbed[k]["verdict"] != v["verdict"])
 
 
 # ---------------------------------------------------------------- the README's table
@@ -246,6 +211,26 @@ def models_table() -> str:
     return "\n".join(lines)
 
 
+CLAIMS_START, CLAIMS_END = "<!-- claims: generated by `make results`, do not edit -->", "<!-- end of claims -->"
+
+
+def claims_table(profile: str = "quick", folder: Path | None = None) -> str:
+    """The verdicts the notebooks state on the paper's claims (``results/<profile>.verdicts.json``), as a markdown
+    table in notebook order: the claim, the paper's difference, ours, the tie threshold and the word the rule gave."""
+    verdicts = [v for v in V.load(results_path(profile, folder)).values() if v.get("claim")]
+    if not verdicts:
+        return "No verdicts are recorded yet: run `make notebooks`."
+    lines = ["| notebook | claim | paper | ours (points) | tie threshold | verdict |", "|---|---|---:|---:|---:|---|"]
+    for v in sorted(verdicts, key=lambda v: (v["notebook"] or "", v["label"] or v["key"])):
+        paper = "—" if v.get("paper_diff") is None else f"{v['paper_diff']:+.2f}"
+        lines.append(f"| {v['notebook']} | {v['label'] or v['key']} (paper: {v['claim']}) | {paper} | {v['diff']:+.2f} | "
+                     f"{v['threshold']:.2f} | {v['word']} |")
+    lines.append("")
+    lines.append("ours: a − b in points, paired over the seeds (notebook 1: how to read a verdict); a tie is within the "
+                 "threshold of two standard errors.")
+    return "\n".join(lines)
+
+
 def _splice(text: str, table: str, start: str = TABLE_START, end: str = TABLE_END) -> str:
     if start not in text or end not in text:
         raise ValueError(f"README.md lacks the markers {start!r} ... {end!r}")
@@ -255,8 +240,9 @@ def _splice(text: str, table: str, start: str = TABLE_START, end: str = TABLE_EN
 
 
 def readme_text(text: str) -> str:
-    """README.md's text with both generated tables (results, shipped models) as `make results` writes them."""
-    return _splice(_splice(text, readme_table()), models_table(), MODELS_START, MODELS_END)
+    """README.md's text with its generated tables (results, shipped models, claims) as `make results` writes them."""
+    text = _splice(_splice(text, readme_table()), models_table(), MODELS_START, MODELS_END)
+    return _splice(text, claims_table(), CLAIMS_START, CLAIMS_END)
 
 
 def write_readme(readme: Path = README) -> None:
@@ -284,13 +270,17 @@ def check_text(results: dict, text: str, where: str) -> list[str]:
             if not _matches(results, m.group(1), m.group(2), m.group(3), m.group(4))]
 
 
-def check_notebooks(results: dict, notebooks) -> list[str]:
-    """Every ``mean ± std`` in a stored notebook (markdown and outputs) must be a recorded quantity."""
+def check_notebooks(results: dict, notebooks, verdicts: dict | None = None) -> list[str]:
+    """Every ``mean ± std`` in a stored notebook (markdown and outputs) must be a recorded quantity, and every
+    verdict its markdown states the word the rule gave (:func:`rotlib.verdicts.check_markdown`)."""
+    from .verdicts import check_markdown
     problems = []
     for nb_path in notebooks:
         nb = json.loads(Path(nb_path).read_text())
         for i, cell in enumerate(nb["cells"]):
             texts = ["".join(cell.get("source", ""))] if cell["cell_type"] == "markdown" else []
+            if texts and verdicts is not None:
+                problems += check_markdown(texts[0], verdicts, f"{Path(nb_path).name} cell {i}")
             for out in cell.get("outputs", []):
                 texts.append("".join(out.get("text", "")))
                 texts += ["".join(v) for k, v in out.get("data", {}).items() if k in ("text/plain", "text/markdown")]
@@ -333,7 +323,7 @@ def main(argv=None) -> int:
     cmp_.add_argument("committed", type=Path)
     cmp_.add_argument("--perturbed", type=Path, default=None,
                       help="the committed run with other kernels (results/quick-fp32eval.json): tolerances at least "
-                           "twice its deviation, and either verdict word where it stated another")
+                           "twice its deviation, and either verdict word where the rule gives another on its values")
     args = parser.parse_args(argv)
     if args.cmd == "table":
         print(readme_table())
@@ -346,7 +336,7 @@ def main(argv=None) -> int:
             problems.append("README.md's results or models table is not what `make results` generates: run "
                             "`make results`")
         notebooks = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
-        problems += check_notebooks(load(args.profile), notebooks)
+        problems += check_notebooks(load(args.profile), notebooks, V.load(results_path(args.profile)))
         every = {f"{p}:{k}": v for p in ("quick", "paper") for k, v in load(p).items()}
         problems += check_text(every, README.read_text(), "README.md")
         for p in problems:
@@ -357,11 +347,11 @@ def main(argv=None) -> int:
         fresh, committed = (json.loads(p.read_text()) for p in (args.fresh, args.committed))
         perturbed = json.loads(args.perturbed.read_text()) if args.perturbed else None
         problems = compare(fresh, committed, perturbed)
-        old_v, new_v, pert_v = (json.loads(verdicts_path(p).read_text()) if p and verdicts_path(p).exists() else {}
-                                for p in (args.committed, args.fresh, args.perturbed))
-        flips = compare_verdicts(new_v, old_v, pert_v)
-        if pert_v:
-            print(f"fragile verdicts (another word with fp32 evaluation): {fragile_verdicts(old_v, pert_v) or 'none'}")
+        old_v, new_v = V.load(args.committed), V.load(args.fresh)
+        flips = V.compare(new_v, old_v, perturbed)
+        if perturbed:
+            print(f"fragile verdicts (the rule gives another word on the fp32-evaluation run's values): "
+                  f"{V.fragile(old_v, perturbed) or 'none'}")
         for p in problems + flips:
             print("FAIL", p)
         print(f"compare: {len(committed) - len(problems)} of {len(committed)} quantities within tolerance, "

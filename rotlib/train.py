@@ -76,6 +76,11 @@ class ClassificationTask:
         x = self.normalize(images) if self.normalize else images
         return x, labels
 
+    @staticmethod
+    def source_index(n: int) -> torch.Tensor:
+        """Row i of an evaluation batch of ``n`` images is image i."""
+        return torch.arange(n)
+
 
 class RotationTask:
     """The pretext task: targets are rotation indices (paper Sec. 2.2).
@@ -100,6 +105,11 @@ class RotationTask:
         else:
             rotated, targets = random_rotation(images, self.rotations, generator=generator)
         return self.normalize(rotated), targets
+
+    def source_index(self, n: int) -> torch.Tensor:
+        """Which image of an evaluation batch of ``n`` images each row comes from: every image in every rotation,
+        rotation-major within the batch (:func:`rotlib.rotations.rotate_batch`)."""
+        return torch.arange(n).repeat(len(rotation_angles(self.rotations)))
 
 
 class TensorData:

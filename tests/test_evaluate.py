@@ -4,9 +4,10 @@ import torch
 from torch import nn
 
 from rotlib import experiments as E
-from rotlib.evaluate import accuracy, confusion_matrix, evaluating, extract_features, predict
+from rotlib.data import ImageData
+from rotlib.evaluate import accuracy, confusion_matrix, evaluating, extract_features, per_class_accuracy, predict
 from rotlib.models import NetworkInNetwork
-from rotlib.train import ClassificationTask, TensorData
+from rotlib.train import ClassificationTask, RotationTask, TensorData
 
 
 class ReadsTheAnswer(nn.Module):
@@ -40,7 +41,8 @@ def test_accuracy_and_confusion_are_exact():
     model = ReadsTheAnswer(5)
     assert accuracy(model, data, ClassificationTask(), batch_size=6, device="cpu", precision="fp32") == \
         pytest.approx(85.0, abs=1e-4)
-    logits, targets = predict(model, data, ClassificationTask(), batch_size=6, device="cpu", precision="fp32")
+    logits, targets, image = predict(model, data, ClassificationTask(), batch_size=6, device="cpu", precision="fp32")
+    assert torch.equal(image, torch.arange(20))
     assert torch.equal(targets, labels) and torch.equal(logits.argmax(1), predicted)
     expected = torch.tensor([[4, 2, 0, 0, 0],
                              [0, 2, 0, 0, 0],
@@ -57,6 +59,20 @@ def test_an_oracle_scores_100_percent_rotation_accuracy(tiny):
     assert torch.equal(E.rotation_confusion(model, tiny, "4"), n * torch.eye(4, dtype=torch.long))
 
 
+def test_each_prediction_says_which_image_it_comes_from():
+    """Rotations are rotation-major within each batch, not over the whole set: per-class accuracy must follow
+    ``Predictions.image``. Class-0 images have a bright top band (the oracle finds every turn), class-1 images are
+    flat (the oracle's tie goes to 0 degrees: right on 1 turn in 4). A batch of 3 does not divide the 10 images."""
+    images = torch.full((10, 3, 8, 8), 100, dtype=torch.uint8)
+    labels = torch.tensor([0, 1] * 5)
+    images[labels == 0, :, :4, :] = 250
+    data = ImageData(images, labels, ["banded", "flat"], (0.5,) * 3, (0.25,) * 3)
+    p = predict(FindsTheBrightSide(), data, RotationTask(data.normalize), batch_size=3, device="cpu", precision="fp32")
+    assert torch.equal(p.image[:12], torch.tensor([0, 1, 2] * 4)) and torch.equal(p.image[-4:], torch.tensor([9] * 4))
+    assert torch.equal(torch.bincount(p.image), torch.full((10,), 4))
+    assert per_class_accuracy(p, labels, 2).tolist() == [100.0, 25.0]
+
+
 def test_evaluation_puts_the_model_back_as_it_was():
     net = NetworkInNetwork(3, 8, 3, 4).train()
     net.blocks[0].eval()                                  # a mixed state, restored exactly
@@ -67,7 +83,6 @@ def test_evaluation_puts_the_model_back_as_it_was():
     with evaluating(net, torch.device("cpu")) as m:
         assert not any(x.training for x in m.modules())
     assert [m.training for m in net.modules()] == modes
-    from rotlib.data import ImageData
     images = ImageData(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), ["a"],
                        (0.5,) * 3, (0.5,) * 3)
     feats = extract_features(net, images, images.normalize, ["conv1"], device="cpu")

@@ -22,7 +22,7 @@ def test_one_source_for_table1_table2_table3(two_seeds):
     assert t1["rotnet.conv2"]["n"] == 2 and t1["rotnet.conv2"]["paper"] == 89.06
     gap = [a - b for a, b in zip(t1["rotnet.conv2"]["values"], t1["random.conv2"]["values"])]
     assert t1["gap.conv2"]["values"] == pytest.approx(gap, abs=0.011)
-    saved = json.loads(P.R.results_path(profile.name).read_text())
+    saved = json.loads(P.R.results_path(P.R.results_name(profile)).read_text())   # not registered: results/scratch/
     assert saved["table2.4"]["values"] == t2["4"]["values"]
 
 
