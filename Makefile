@@ -48,7 +48,7 @@ models: setup
 # then regenerates the README's results table from it.
 notebooks: setup
 	rm -f results/$(PROFILE).json results/$(PROFILE).verdicts.json
-	$(RUN) $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 notebooks/[0-9]*.ipynb
+	$(RUN) ROTLIB_RESULTS=$(CURDIR)/results $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 notebooks/[0-9]*.ipynb
 	$(MAKE) results
 
 unit: setup
@@ -90,7 +90,7 @@ bench-step: setup
 	$(PY) benchmarks/step.py
 
 reproduce: setup
-	$(PY) -m rotlib reproduce --profile paper
+	ROTLIB_RESULTS=$(CURDIR)/results $(PY) -m rotlib reproduce --profile paper
 
 clean-cache:
 	rm -rf cache

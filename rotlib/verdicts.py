@@ -100,11 +100,12 @@ def verdicts_path(results_file: Path) -> Path:
 
 def state(a: dict, b: dict, *, paired: bool, claim: str | None = None, key: str | None = None, label: str = "",
           notebook: str | None = None) -> Verdict:
-    """:func:`judge`, and record the verdict beside ``a``'s results file (the word a notebook may state)."""
-    from .results import results_path
+    """:func:`judge`, and record the verdict beside ``a``'s results file (the word a notebook may state; written
+    where :func:`rotlib.results.record_dir` says)."""
+    from .results import record_dir, results_path
     v = judge(a, b, paired=paired, claim=claim, key=key, label=label, notebook=notebook)
     if a.get("profile") and is_main():
-        path = verdicts_path(results_path(a["profile"]))
+        path = verdicts_path(results_path(a["profile"], record_dir()))
         path.parent.mkdir(parents=True, exist_ok=True)
         with locked(path.with_name(path.name + ".lock")):
             data = json.loads(path.read_text()) if path.exists() else {}
@@ -119,17 +120,21 @@ def load(results_file: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def table(verdicts):
+def table(verdicts, perturbed: dict | None = None):
     """The claims of a notebook as a pandas table: what is compared, the paper's difference where it has both
-    numbers, ours, the threshold and the verdict (one row per verdict, as the rule gave it)."""
+    numbers, ours, the threshold and the verdict (one row per verdict, as the rule gave it). ``perturbed``: the
+    values of a run with other kernels (``results/quick-fp32eval.json``); a verdict to which the rule gives another
+    word on them is marked fragile."""
     import pandas as pd
     rows = {}
     for v in verdicts:
+        other = perturbed_word(asdict(v), perturbed)
+        word = v.word if other in (None, v.word) else f"{v.word} (fragile: {other} with fp32 evaluation)"
         rows[v.label or v.key] = {"paper's claim": v.claim or "—",
                                   "paper: difference": "—" if v.paper_diff is None else f"{v.paper_diff:+.2f}",
                                   "ours: difference (points)": f"{v.diff:+.2f}",
                                   "tie threshold (2 SE)": f"{v.threshold:.2f}",
-                                  "design": f"paired, {v.n} seeds" if v.paired else "unpaired", "verdict": v.word}
+                                  "design": f"paired, {v.n} seeds" if v.paired else "unpaired", "verdict": word}
     return pd.DataFrame(rows).T
 
 

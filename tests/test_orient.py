@@ -361,6 +361,7 @@ def test_tiny_rotnet_learns_which_way_is_up(tiny, tmp_path, capsys, monkeypatch)
     monkeypatch.setenv("ROTLIB_RESULTS", str(tmp_path / "results"))
     m = O.measure(profile.replace(seeds=(0,)))
     assert m["entries"]["orient.accuracy"]["value"] == pytest.approx(m["evaluations"][0].accuracy, abs=0.01)
-    assert (tmp_path / "results" / f"{profile.name}.json").exists()
+    from rotlib.results import results_name
+    assert (tmp_path / "results" / f"{results_name(profile.replace(seeds=(0,)))}.json").exists()
     with pytest.raises(FileNotFoundError, match="notebook 2"):
         O.measure(profile.replace(seeds=(7,)))                                  # never trains

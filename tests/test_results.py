@@ -116,3 +116,17 @@ def test_a_changed_profile_never_writes_the_committed_file(results_dir):
     assert len({R.results_name(p) for p in (quick.replace(rotnet_epochs=8), quick.replace(rotnet_epochs=4))}) == 2
     assert (results_dir / "quick.json").read_text() == committed and not (results_dir / "quick.verdicts.json").exists()
     assert a["profile"] == "quick"
+
+
+def test_a_notebook_run_by_hand_writes_only_scratch(tmp_path, monkeypatch):
+    """Without $ROTLIB_RESULTS (a student running a notebook or an exercise by hand) results and verdicts go to
+    results/scratch/; only make notebooks (ROTLIB_RESULTS=results) writes the committed files."""
+    from rotlib import verdicts as V
+    monkeypatch.delenv("ROTLIB_RESULTS", raising=False)
+    monkeypatch.setattr(R, "ROOT", tmp_path)
+    quick = get_profile("quick")
+    a = R.record("table2.4", [60.0, 61.0, 62.0], quick, "06")
+    V.state(a, R.record("table2.8", [55.0, 56.0, 57.0], quick, "06"), paired=True, claim="higher")
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["scratch"]
+    assert (tmp_path / "results" / "scratch" / "quick.json").exists()
+    assert (tmp_path / "results" / "scratch" / "quick.verdicts.json").exists()
