@@ -9,6 +9,7 @@ so two notebooks (or processes) never interleave. Without ``fcntl``
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -54,3 +55,18 @@ def locked(lock_path, on_wait=None):
                     on_wait()
                 fcntl.flock(lock, fcntl.LOCK_EX)
         yield                                         # the lock is released when the file closes
+
+
+def update_json(path, key: str, value) -> None:
+    """Set ``key`` to ``value`` in the JSON object stored at ``path`` (created if missing), keys sorted, under a lock
+    and written atomically: two notebooks recording at once lose nothing (the results and verdicts files)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path.with_name(path.name + ".lock")):
+        try:
+            data = json.loads(path.read_text()) if path.exists() else {}
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); restore it with `git checkout -- {path}` "
+                             "or delete it and re-run the notebooks") from None
+        data[key] = value
+        write_text_atomic(path, json.dumps(dict(sorted(data.items())), indent=1) + "\n")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import verdicts as V
 from .distributed import is_main
-from .files import locked, write_text_atomic
+from .files import update_json
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -113,12 +113,7 @@ def record(name: str, values, profile, notebook: str, paper: float | None = None
     entry["tol"] = max(tolerance(entry), tol or 0.0)
     if not is_main():                        # under torchrun only rank 0 writes
         return Entry(entry)
-    path = results_path(entry["profile"], record_dir())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path.with_name(path.name + ".lock")):       # two notebooks recording at once lose nothing
-        data = load(entry["profile"], record_dir())
-        data[name] = entry
-        write_text_atomic(path, json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+    update_json(results_path(entry["profile"], record_dir()), name, entry)
     return Entry(entry)
 
 
@@ -239,10 +234,8 @@ def claims_table(profile: str = "quick", folder: Path | None = None) -> str:
              "|---|---|---:|---:|---:|---|"]
     for v in sorted(verdicts, key=lambda v: (v["notebook"] or "", v["label"] or v["key"])):
         paper = "—" if v.get("paper_diff") is None else f"{v['paper_diff']:+.2f}"
-        other = V.perturbed_word(v, perturbed)
-        word = v["word"] if other in (None, v["word"]) else f"{v['word']} (fragile: {other} with fp32 evaluation)"
         lines.append(f"| {v['notebook']} | {v['label'] or v['key']} | {paper} | {v['diff']:+.2f} | {v['threshold']:.2f} | "
-                     f"{word} |")
+                     f"{V.shown_word(v, perturbed)} |")
     lines.append("")
     lines.append("Difference: a − b in points, paired over the seeds; a tie is within the threshold of two standard "
                  "errors (notebook 1, \"How to read a verdict\"). Fragile: the same rule gives another word on the values "

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .distributed import is_main
-from .files import locked, write_text_atomic
+from .files import update_json
 
 Z = 2.0                     # a difference within Z standard errors is a tie
 CLAIMS = (None, "higher", "lower")
@@ -105,12 +105,7 @@ def state(a: dict, b: dict, *, paired: bool, claim: str | None = None, key: str 
     from .results import record_dir, results_path
     v = judge(a, b, paired=paired, claim=claim, key=key, label=label, notebook=notebook)
     if a.get("profile") and is_main():
-        path = verdicts_path(results_path(a["profile"], record_dir()))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with locked(path.with_name(path.name + ".lock")):
-            data = json.loads(path.read_text()) if path.exists() else {}
-            data[v.key] = asdict(v)
-            write_text_atomic(path, json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+        update_json(verdicts_path(results_path(a["profile"], record_dir())), v.key, asdict(v))
     return v
 
 
@@ -128,13 +123,12 @@ def table(verdicts, perturbed: dict | None = None):
     import pandas as pd
     rows = {}
     for v in verdicts:
-        other = perturbed_word(asdict(v), perturbed)
-        word = v.word if other in (None, v.word) else f"{v.word} (fragile: {other} with fp32 evaluation)"
         rows[v.label or v.key] = {"paper's claim": v.claim or "—",
                                   "paper: difference": "—" if v.paper_diff is None else f"{v.paper_diff:+.2f}",
                                   "ours: difference (points)": f"{v.diff:+.2f}",
                                   "tie threshold (2 SE)": f"{v.threshold:.2f}",
-                                  "design": f"paired, {v.n} seeds" if v.paired else "unpaired", "verdict": word}
+                                  "design": f"paired, {v.n} seeds" if v.paired else "unpaired",
+                                  "verdict": shown_word(asdict(v), perturbed)}
     return pd.DataFrame(rows).T
 
 
@@ -163,6 +157,14 @@ def perturbed_word(verdict: dict, perturbed_results: dict | None) -> str | None:
         return None
     return judge(perturbed_results[verdict["a"]], perturbed_results[verdict["b"]], paired=verdict["paired"],
                  claim=verdict["claim"]).word
+
+
+def shown_word(verdict: dict, perturbed_results: dict | None) -> str:
+    """The verdict's word as the claims tables show it: marked fragile where the perturbed run's values give
+    another word."""
+    other = perturbed_word(verdict, perturbed_results)
+    return verdict["word"] if other in (None, verdict["word"]) else \
+        f"{verdict['word']} (fragile: {other} with fp32 evaluation)"
 
 
 def fragile(committed: dict, perturbed_results: dict) -> list[str]:
