@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import distributed as dist
 from . import experiments as E
 from .memory import keep_freed_memory
 from .profiles import PROFILES, get_profile
@@ -40,6 +41,8 @@ def _profile(args):
 
 def _write(result: dict, path: str | None, default: str) -> Path:
     out = Path(path or default)
+    if not dist.is_main():                   # under torchrun rank 0 writes
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
@@ -54,7 +57,7 @@ def cmd_train(args) -> dict:
     acc = E.rotation_accuracy(model, profile, args.rotations)
     result = {"profile": profile.as_dict(), "rotations": args.rotations, "seed": args.seed,
               "rotation_accuracy": acc, "seconds": round(train_s, 1), "cache_key": model.cache_key,
-              "n_test": len(E.load_split(profile, "test"))}
+              "n_test": len(E.load_split(profile, "test")), "world_size": dist.world_size()}
     print(f"RotNet [{profile.name}, {profile.dataset}, rotations {args.rotations}]: rotation accuracy "
           f"{acc:.2f}% on {result['n_test']} test images (x{len(ROTATION_SETS[E.canonical_rotation_set(args.rotations)])} "
           f"rotations); train/load time {train_s:.0f} s")
@@ -154,10 +157,15 @@ def main(argv=None) -> int:
     _add_orient_parser(sub)
     args = parser.parse_args(argv)
     try:
+        if args.command != "orient":   # under torchrun: one process group for the whole command, by --device
+            dist.init_from_env(args.device or get_profile(args.profile).device)
         args.fn(args)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        # under torchrun this rank exits; torchrun then stops the others (they may be waiting for it)
+        print(f"error{f' (rank {dist.rank()})' if dist.is_distributed() else ''}: {err}", file=sys.stderr)
         return 2
+    finally:
+        dist.shutdown()
     return 0
 
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import shipped
-from .distributed import barrier, is_distributed, is_main
+from .distributed import barrier, is_distributed, is_main, on_main, world_size
 from .files import can_lock, locked, write_text_atomic
 from .train import architecture, load_checkpoint, load_weights, save_atomic, set_aside
 
@@ -68,58 +68,86 @@ def _exclusive(stem: str, log):
         yield
 
 
+def _shipped(name: str, stem: str) -> tuple[dict, str] | None:
+    """A shipped model's state and where it came from, or None."""
+    ready = shipped.find(stem)
+    if ready is None:
+        return None
+    return shipped.load_state(ready), f"shipped model {name} from {ready.parent.name}/{ready.name}"
+
+
+def _cached(name: str, final: Path, log) -> tuple[dict, str] | None:
+    """A cached model's state and where it came from, or None (an unreadable entry is set aside: under torchrun
+    only rank 0 calls this, see :func:`on_main`)."""
+    if final.exists():
+        state = load_checkpoint(final, log=lambda m: log(f"[cache] {m}; training it again"))
+        if state is not None:
+            return state, f"{name} from {final}"
+    return None
+
+
 def cached_model(name: str, config: dict, build, train, log=print):
     """Return ``build()`` with weights shipped in ``models/``, or from the cache, or trained by
     ``train(model, checkpoint_path)``.
 
     ``train`` returns a history dict, stored beside the weights (with the
     training time and the machine) and set as ``model.history``. An
-    interrupted training resumes from its checkpoint.
+    interrupted training resumes from its checkpoint. Under torchrun rank 0
+    looks the model up and hands its decision and weights to every rank, so
+    all ranks load or all ranks train.
     """
     stem = entry_stem(name, config)
     folder = cache_dir()
     final, ckpt = folder / f"{stem}.pt", folder / f"{stem}.ckpt"
     model = build()
-    ready = shipped.find(stem)
-    if ready is not None:
-        state = shipped.load_state(ready)
-        load_weights(model, state, source=str(ready))
-        model.history, model.cache_key = state.get("history", {}), stem
-        log(f"[cache] loaded shipped model {name} from {ready.parent.name}/{ready.name}")
-        return model.eval()
-    with _exclusive(stem, log):
-        state = load_checkpoint(final, log=lambda m: log(f"[cache] {m}; training it again")) if final.exists() else None
-        if state is not None:
-            load_weights(model, state, source=str(final))
-            model.history, model.cache_key = state.get("history", {}), stem
-            log(f"[cache] loaded {name} from {final}")
-            return model.eval()
-        log(f"[cache] {name} not shipped and not in the cache: training it (config {stem})")
-        t0 = time.time()
-        history = train(model, ckpt)
-        seconds = round(time.time() - t0, 1)         # this run's share when it resumed from a checkpoint
-        if is_main():
-            save_atomic({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "arch": architecture(model),
-                         "config": json.loads(json.dumps(config, default=str)), "history": history,
-                         "train_seconds": seconds, "trained_by": {"code": shipped.code_version(),
-                                                                  "machine": shipped.machine()}}, final)
-            ckpt.unlink(missing_ok=True)
-        barrier()
-    model.history, model.cache_key = history, stem
-    return model.cpu().eval()
+    found = on_main(lambda: _shipped(name, stem))
+    if found is None:
+        with _exclusive(stem, log):
+            found = on_main(lambda: _cached(name, final, log))
+            if found is None:
+                log(f"[cache] {name} not shipped and not in the cache: training it (config {stem})")
+                t0 = time.time()
+                history = train(model, ckpt)
+                seconds = round(time.time() - t0, 1)         # this run's share when it resumed from a checkpoint
+                if is_main():
+                    save_atomic({"model": {k: v.cpu() for k, v in model.state_dict().items()},
+                                 "arch": architecture(model), "config": json.loads(json.dumps(config, default=str)),
+                                 "history": history, "train_seconds": seconds,
+                                 "trained_by": {"code": shipped.code_version(), "machine": shipped.machine(),
+                                                "world_size": world_size()}}, final)
+                    ckpt.unlink(missing_ok=True)
+                barrier()
+                model.history, model.cache_key = history, stem
+                return model.cpu().eval()
+    state, source = found
+    load_weights(model, state, source=source)
+    model.history, model.cache_key = state.get("history", {}), stem
+    log(f"[cache] loaded {source}")
+    return model.eval()
 
 
 def cached_json(name: str, config: dict, compute, log=print):
-    """Return a JSON-serialisable result from the cache, or ``compute()`` it and store it atomically."""
+    """Return a JSON-serialisable result from the cache, or ``compute()`` it and store it atomically.
+
+    Under torchrun rank 0 reads the entry and hands it to every rank; when there is none, every rank computes it
+    (the computation may train, which needs all ranks) and rank 0 stores it."""
     stem = entry_stem(name, config)
     path = cache_dir() / f"{stem}.json"
-    with _exclusive(stem, log):
+
+    def read():
         if path.exists():
             try:
-                return json.loads(path.read_text())["result"]
+                return {"result": json.loads(path.read_text())["result"]}
             except (ValueError, KeyError, TypeError) as err:      # truncated or foreign file
                 set_aside(path, err, lambda m: log(f"[cache] {m}; computing it again"))
+        return None
+
+    with _exclusive(stem, log):
+        found = on_main(read)
+        if found is not None:
+            return found["result"]
         result = compute()
         if is_main():
             write_text_atomic(path, json.dumps({"config": config, "result": result}, indent=1, default=str))
+        barrier()
     return result

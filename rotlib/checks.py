@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")   # training and evaluation precisions (rotlib.train.resolve_precision)
+
 
 def whole_number(value, name: str, minimum: int = 1, hint: str = "") -> int:
     """``value`` as an int, at least ``minimum``; else a ValueError naming ``name`` and the valid range."""

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .checks import optional_whole_number, whole_number
+from .distributed import on_main
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -61,6 +62,7 @@ class ImageData:
     std: tuple[float, ...]
     name: str = ""
     meta: dict = field(default_factory=dict)
+    _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)   # device -> (mean, std)
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -85,8 +87,11 @@ class ImageData:
 
     def normalize(self, images_uint8: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> float batch, scaled to [0, 1] and standardised per channel."""
-        mean = torch.tensor(self.mean, device=images_uint8.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=images_uint8.device).view(1, -1, 1, 1)
+        device = images_uint8.device
+        if device not in self._stats:      # made once per device: no host-to-device copy per batch on a GPU
+            self._stats[device] = (torch.tensor(self.mean, device=device).view(1, -1, 1, 1),
+                                   torch.tensor(self.std, device=device).view(1, -1, 1, 1))
+        mean, std = self._stats[device]
         return (images_uint8.float() / 255.0 - mean) / std
 
 
@@ -186,6 +191,11 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _fashion_mnist_dir(root: Path, download: bool) -> Path:
+    """The folder of the four .gz files, downloaded first where needed (under torchrun by rank 0 alone)."""
+    return on_main(lambda: _find_fashion_mnist(root, download))
+
+
+def _find_fashion_mnist(root: Path, download: bool) -> Path:
     candidates = [root / "fashion-mnist", SYSTEM_FASHION_MNIST, root / "FashionMNIST" / "raw"]
     for d in candidates:
         if all((d / f).exists() for pair in _FMNIST_FILES.values() for f in pair):
@@ -219,6 +229,12 @@ def load_fashion_mnist(split: str = "train", root: Path = DEFAULT_ROOT, download
 
 # ---------------------------------------------------------------- CIFAR-10
 def _cifar_dir(root: Path, download: bool) -> Path:
+    """The folder of the python-format batches, downloaded first where needed (under torchrun by rank 0 alone,
+    while the others wait: all ranks at once would write the same files)."""
+    return on_main(lambda: _find_cifar(root, download))
+
+
+def _find_cifar(root: Path, download: bool) -> Path:
     d = root / "cifar-10-batches-py"
     if (d / "test_batch").exists() and (d / "data_batch_1").exists():
         return d

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from . import data as D
+from . import distributed as dist
 from .train import _prepare, amp_dtype, pick_device
 
 
@@ -58,20 +59,23 @@ def _rows_per_image(task, n: int, rows: int) -> torch.Tensor:
 
 @torch.no_grad()
 def predict(model: nn.Module, data, task, batch_size: int = 256, device=None, precision: str = "auto") -> Predictions:
-    """Logits, targets and source image of every row ``task`` makes from the dataset (eval mode, no augmentation)."""
+    """Logits, targets and source image of every row ``task`` makes from the dataset (eval mode, no augmentation).
+
+    Under torchrun the batches are shared out between the processes and the results gathered, in order, on every
+    process (the same rows as in one process)."""
     device = _device(device)
     dtype = amp_dtype(device, precision)
-    outs, targets, images = [], [], []
-    start = 0
+    mine = []                       # (batch number, logits, targets, source images) of this process's batches
     with evaluating(model, device):
-        for batch, labels in D.batches(data, batch_size):
+        for b, (batch, labels) in enumerate(D.batches(data, batch_size)):
+            if b % dist.world_size() != dist.rank():
+                continue
             x, y = task(batch.to(device), labels.to(device), train=False)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                outs.append(model(_prepare(x, device, True)).float().cpu())
-            targets.append(y.cpu())
-            images.append(start + _rows_per_image(task, len(batch), len(y)))
-            start += len(batch)
-    return Predictions(torch.cat(outs), torch.cat(targets), torch.cat(images))
+                logits = model(_prepare(x, device, True)).float().cpu()
+            mine.append((b, logits, y.cpu(), b * batch_size + _rows_per_image(task, len(batch), len(y))))
+    parts = sorted((part for theirs in dist.gather(mine) for part in theirs), key=lambda part: part[0])
+    return Predictions(*(torch.cat([part[k] for part in parts]) for k in (1, 2, 3)))
 
 
 def accuracy(model, data, task, **kw) -> float:

@@ -152,7 +152,7 @@ def rotnet_spec(profile: Profile, rotations: str = "4", mode: str = "all", seed:
 
     def train(model, ckpt, stop_after=None):
         task = RotationTask(data.normalize, rotations, mode, augment=profile.augment)
-        return fit(model, data, task, cfg, ckpt, profile.device, desc=f"RotNet[{rotations},{mode}]", progress=progress,
+        return fit(model, data, task, cfg, ckpt, profile.device, deterministic=profile.deterministic, desc=f"RotNet[{rotations},{mode}]", progress=progress,
                    on_epoch_end=on_epoch_end, stop_after=stop_after)
 
     return ModelSpec(f"rotnet-{profile.dataset}", config, build, train)
@@ -238,7 +238,7 @@ def supervised_spec(profile: Profile, per_class: int | None = None, seed: int = 
 
     def train(model, ckpt):
         task = ClassificationTask(data.normalize, augment=profile.supervised_augment)
-        return fit(model, data, task, cfg, ckpt, profile.device, desc=f"supervised[{per_class or 'all'}/class]",
+        return fit(model, data, task, cfg, ckpt, profile.device, deterministic=profile.deterministic, desc=f"supervised[{per_class or 'all'}/class]",
                    progress=progress)
 
     return ModelSpec(f"supervised-{profile.dataset}", config, build, train)
@@ -341,14 +341,14 @@ def probe(backbone: NetworkInNetwork, profile: Profile, block: str = "conv2", cl
             test_f = _frozen_features(backbone, profile, test, ("test",))[block]
             head = make_classifier(classifier, tuple(train_f.shape[1:]), len(train_data.classes), profile.width)
             fit(head, TensorData(train_f, train_data.labels), ClassificationTask(), cfg,
-                device=profile.device, desc=f"{classifier} on {block}", progress=progress)
+                device=profile.device, deterministic=profile.deterministic, desc=f"{classifier} on {block}", progress=progress)
             return accuracy(head, TensorData(test_f, test.labels), ClassificationTask(),
                             device=profile.device, precision=profile.evaluation_precision)
         shape = feature_shape(backbone, block, train_data.shape)   # on the backbone's own device
         model = Probe(backbone, block, make_classifier(classifier, tuple(shape), len(train_data.classes),
                                                        profile.width))
         fit(model, train_data, ClassificationTask(train_data.normalize, augment=profile.augment), cfg,
-            device=profile.device, desc=f"{classifier} on {block}", progress=progress)
+            device=profile.device, deterministic=profile.deterministic, desc=f"{classifier} on {block}", progress=progress)
         return accuracy(model, test, ClassificationTask(test.normalize), device=profile.device,
                         precision=profile.evaluation_precision)
 
@@ -380,7 +380,7 @@ def rotation_probe(backbone: NetworkInNetwork, profile: Profile, block: str = "c
         set_seed(seed)
         head = make_classifier(classifier, tuple(feats["train"].shape[1:]), 4, profile.width)
         fit(head, TensorData(feats["train"], train_data.labels), ClassificationTask(), cfg, device=profile.device,
-            desc=f"rotation from {block}", progress=progress)
+            deterministic=profile.deterministic, desc=f"rotation from {block}", progress=progress)
         return accuracy(head, TensorData(feats["test"], test.labels), ClassificationTask(), device=profile.device,
                         precision=profile.evaluation_precision)
 
@@ -408,7 +408,7 @@ def pixel_probe(profile: Profile, classifier: str = "nonlinear", per_class: int 
         set_seed(seed)
         head = make_classifier(classifier, train_data.shape, len(train_data.classes))
         fit(head, train_data, ClassificationTask(train_data.normalize), cfg, device=profile.device,
-            desc=f"{classifier} on pixels", progress=progress)
+            deterministic=profile.deterministic, desc=f"{classifier} on pixels", progress=progress)
         return accuracy(head, test, ClassificationTask(test.normalize), device=profile.device)
 
     return cached_json("pixels", key, compute)

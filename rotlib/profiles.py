@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, replace
 
-from .checks import fractions, optional_whole_number, positive_number, whole_number
+from .checks import PRECISIONS, fractions, optional_whole_number, positive_number, whole_number
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,10 @@ class Profile:
     finetune_epochs: int = 8         # fine-tuning the shipped RotNet on a folder of photos
     finetune_lr: float = 0.02
     device: str = "auto"
-    precision: str = "auto"          # training: "auto" (bf16 where the CPU/GPU has it), "bf16" or "fp32"
+    precision: str = "auto"          # training: "auto" (bf16 where the CPU/GPU has it natively, else fp16 with loss
+                                     # scaling on a GPU with tensor cores, else fp32), "bf16", "fp16" or "fp32"
+    deterministic: bool = False      # CUDA: deterministic cuDNN kernels (the same run twice gives the same weights on
+                                     # one GPU) instead of the fastest ones (cudnn.benchmark); no effect on the CPU
     eval_precision: str | None = None  # features, probes and accuracies; None: precision. Changing it does not
                                        # change which models are loaded (their keys hold the training precision)
 
@@ -67,10 +70,10 @@ class Profile:
             raise ValueError(f"folder_start must be 'shipped' or 'scratch', got {self.folder_start!r}")
         fractions(self.rotnet_milestones, "rotnet_milestones")
         fractions(self.classifier_milestones, "classifier_milestones")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
-        if self.eval_precision not in (None, "auto", "bf16", "fp32"):
-            raise ValueError(f"eval_precision must be None, 'auto', 'bf16' or 'fp32', got {self.eval_precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.eval_precision not in (None, *PRECISIONS):
+            raise ValueError(f"eval_precision must be None or one of {PRECISIONS}, got {self.eval_precision!r}")
 
     @property
     def ablation(self) -> dict:

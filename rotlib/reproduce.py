@@ -58,7 +58,7 @@ def reproduce(profile: Profile, out_dir: Path = Path("results"), seed: int = 0, 
     The numbers come from :mod:`rotlib.paper` (the same functions as the notebooks) for the RotNet of
     ``seed``, and are also recorded in ``results/<profile>.json``, which feeds the README's table.
     """
-    dist.init_from_env()
+    dist.init_from_env(profile.device)
     t0 = time.time()
     profile = profile.replace(seeds=(seed,))
     rot_acc = P.rotation_accuracy(profile, notebook="reproduce")

@@ -89,11 +89,13 @@ def rotate(images: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _rotation_grid(degrees: float, h: int, w: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """torchvision's sampling grid for a counter-clockwise rotation about the centre (its own helpers)."""
+def _rotation_grid(degrees: float, h: int, w: int, dtype: torch.dtype = torch.float32,
+                   device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    """torchvision's sampling grid for a counter-clockwise rotation about the centre (its own helpers), made once
+    per angle, size and device (no host-to-device copy per batch on a GPU)."""
     matrix = TF._get_inverse_affine_matrix([0.0, 0.0], -degrees, [0.0, 0.0], 1.0, [0.0, 0.0])
     theta = torch.tensor(matrix, dtype=dtype).reshape(1, 2, 3)
-    return _FT._gen_affine_grid(theta, w=w, h=h, ow=w, oh=h)
+    return _FT._gen_affine_grid(theta, w=w, h=h, ow=w, oh=h).to(device)
 
 
 def rotate_by_angle(images: torch.Tensor, degrees: float) -> torch.Tensor:
@@ -119,7 +121,7 @@ def rotate_by_angle(images: torch.Tensor, degrees: float) -> torch.Tensor:
     # As torchvision: floating images are sampled in their own dtype, integer images in float32 and rounded back.
     work = x if dtype.is_floating_point else x.float()
     flat = work.reshape(-1, *x.shape[-3:]) if x.dim() > 3 else work.unsqueeze(0)
-    grid = _rotation_grid(degrees % 360, x.shape[-2], x.shape[-1], work.dtype).to(x.device)
+    grid = _rotation_grid(degrees % 360, x.shape[-2], x.shape[-1], work.dtype, x.device)
     out = F.grid_sample(flat, grid.expand(len(flat), -1, -1, -1), mode="bilinear", padding_mode="zeros",
                         align_corners=False).reshape(x.shape)
     if not dtype.is_floating_point:
@@ -148,9 +150,7 @@ def random_rotation(images: torch.Tensor, rotations: str | int = "4",
     _check_batch(images)
     angles = rotation_angles(rotations)
     labels = torch.randint(len(angles), (images.shape[0],), generator=generator).to(images.device)
-    out = images.clone()
-    for r, a in enumerate(angles):
-        mask = labels == r
-        if mask.any():
-            out[mask] = rotate_by_angle(images[mask], a)
-    return out, labels
+    # every image in every rotation, then each image's drawn one: K times the (cheap) rotation work, but no
+    # data-dependent shapes, so a GPU never waits for the host (boolean masks would sync every batch)
+    every = torch.stack([rotate_by_angle(images, a) for a in angles])
+    return every[labels, torch.arange(len(images), device=images.device)], labels

@@ -9,6 +9,8 @@ a clear stop when the loss becomes NaN.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import os
 import pickle
@@ -23,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import data as D
 from . import distributed as dist
-from .checks import fractions, positive_number, whole_number
+from .checks import PRECISIONS, fractions, positive_number, whole_number
 from .files import write_atomic
 from .rotations import random_rotation, rotate_batch, rotation_angles
 
@@ -44,17 +46,41 @@ def pick_device(preference: str | None = None) -> torch.device:
     return torch.device(pref)
 
 
-def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """Autocast dtype: bf16 on CUDA GPUs and CPUs that support it (``auto``), or None for fp32."""
+def resolve_precision(device: torch.device, precision: str = "auto") -> str:
+    """The precision a run on ``device`` uses: ``"bf16"``, ``"fp16"`` or ``"fp32"``.
+
+    ``auto``: bf16 where the hardware has it natively (CPUs with AVX-512 BF16 or AMX; CUDA GPUs of compute
+    capability 8.0 and up), else fp16 with loss scaling on CUDA GPUs with tensor cores (7.x: V100, T4), else
+    fp32. ``torch.cuda.is_bf16_supported()`` alone also counts emulated bf16, which is slow, so it is asked
+    with ``including_emulation=False``. An explicit request the hardware cannot honour is refused, never
+    silently replaced.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
-        return None
-    if precision not in ("auto", "bf16"):
-        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+        return "fp32"
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu":
-        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
-    return None
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        fp16 = torch.cuda.get_device_capability(device) >= (7, 0)
+    elif device.type == "cpu":
+        bf16, fp16 = torch.ops.mkldnn._is_mkldnn_bf16_supported(), False
+    else:
+        bf16 = fp16 = False
+    if precision == "auto":
+        return "bf16" if bf16 else "fp16" if fp16 else "fp32"
+    if precision == "bf16" and not bf16:
+        raise ValueError(f"precision 'bf16' requested, but {device} has no native bf16 (it would be emulated, "
+                         "slowly); use precision='auto' (fp16 with loss scaling on a GPU with tensor cores, "
+                         "else fp32) or 'fp32'")
+    if precision == "fp16" and not fp16:
+        raise ValueError(f"precision 'fp16' requested, but {device} is not a CUDA GPU with tensor cores "
+                         "(compute capability 7.0 or higher); use 'auto', 'bf16' (CPUs with bf16) or 'fp32'")
+    return precision
+
+
+def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """Autocast dtype of :func:`resolve_precision`'s choice, or None for fp32."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[resolve_precision(device, precision)]
 
 
 def progress_bars_wanted() -> bool:
@@ -213,12 +239,15 @@ class TrainConfig:
         fractions(self.milestones, "milestones")
         if not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise ValueError(f"momentum must be in [0, 1) and weight_decay >= 0, got {self.momentum}, {self.weight_decay}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def lr_at(self, step: int, total_steps: int) -> float:
         passed = sum(step >= round(m * total_steps) for m in self.milestones)
         return self.lr * self.gamma ** passed
+
+
+SYNC_EVERY = 25   # steps between host syncs: the losses and accuracies come back, are checked and shown together
 
 
 def _prepare(x: torch.Tensor, device, channels_last: bool, non_blocking: bool = False):
@@ -228,9 +257,34 @@ def _prepare(x: torch.Tensor, device, channels_last: bool, non_blocking: bool = 
     return x
 
 
+def _on_device(data, device: torch.device):
+    """In-memory data moved once to a GPU, so every batch is indexed there (CIFAR-10's 50,000 uint8 images take
+    150 MB) instead of copied from the host every step. A new object: the caller's data stay where they are."""
+    if device.type != "cuda":
+        return data
+    if isinstance(data, D.ImageData):
+        return dataclasses.replace(data, images=data.images.to(device), labels=data.labels.to(device))
+    return TensorData(data.images.to(device), data.labels.to(device))
+
+
+@contextlib.contextmanager
+def _cudnn(device: torch.device, deterministic: bool):
+    """On CUDA: cuDNN picks its fastest kernels (``benchmark``) or deterministic ones; restored afterwards."""
+    if device.type != "cuda":
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    saved = cudnn.benchmark, cudnn.deterministic
+    cudnn.benchmark, cudnn.deterministic = not deterministic, deterministic
+    try:
+        yield
+    finally:
+        cudnn.benchmark, cudnn.deterministic = saved
+
+
 def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=None,
         desc: str = "training", progress: bool = True, log=print, stop_after: int | None = None,
-        on_epoch_end=None) -> dict:
+        on_epoch_end=None, deterministic: bool = False, compile: bool = False) -> dict:
     """Train ``model`` in place on ``task(batch)``; return the history (per-epoch and per-step).
 
     The model's weights change (that is the point). It trains on ``device``
@@ -244,83 +298,119 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
     learning rate follows the full run's), e.g. to watch or to re-check the
     start of a long run. ``on_epoch_end(epoch, model)`` is called after each
     epoch (1-based), e.g. to keep snapshots; the model is in train mode then.
+    ``deterministic`` (CUDA): deterministic cuDNN kernels instead of the
+    fastest; ``compile``: ``torch.compile`` the network (other kernels, the
+    same math; the first steps compile).
+
+    Precision (:func:`resolve_precision`): bf16 or fp16 autocast, fp16 with a
+    ``GradScaler``. Under torchrun every process builds the same global batch
+    and trains on its share (:mod:`rotlib.distributed`); the recorded losses
+    and accuracies are those of the global batch.
     """
     if len(data) == 0:
         raise ValueError(f"{desc}: no training images")
     if device is None or isinstance(device, str):
         device = pick_device(dist.local_device(device))
-    dtype = amp_dtype(device, cfg.precision)
+    precision = resolve_precision(device, cfg.precision)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    dist.check_batch(cfg.batch_size, len(data), desc)
+    if stop_after is not None:
+        whole_number(stop_after, "stop_after", 1)
     first = next(model.parameters(), None)
     home = first.device if first is not None else device
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    net = dist.wrap(model, device)          # the model itself, or its DDP wrapper under torchrun
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, len(data) // cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    history = {"epoch_loss": [], "epoch_acc": [], "step_loss": [], "step_acc": [], "lr": []}
-    start = 0
     ckpt = Path(checkpoint) if checkpoint else None
     state = load_checkpoint(ckpt, device, log) if ckpt and ckpt.exists() else None
     if state is not None:
         load_weights(model, state, source=f"checkpoint {ckpt}")
+    module, net = dist.wrap(model, device)  # the model itself, or (CUDA, torchrun) its SyncBatchNorm copy and DDP
+    if compile:
+        net = torch.compile(net)
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")   # disabled: scale/step/update pass through
+    steps_per_epoch = max(1, len(data) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    history = {"epoch_loss": [], "epoch_acc": [], "step_loss": [], "step_acc": [], "lr": []}
+    start = 0
+    if state is not None:
         opt.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         start, history = state["epoch"], state["history"]
         log(f"{desc}: resuming from {ckpt} after epoch {start}/{cfg.epochs}")
-    pin = device.type == "cuda"
-    if stop_after is not None:
-        whole_number(stop_after, "stop_after", 1)
+    data = _on_device(data, device)
+    world = dist.world_size()
     last = min(cfg.epochs, stop_after or cfg.epochs)
     bar = tqdm(total=steps_per_epoch * last, initial=start * steps_per_epoch, desc=desc, mininterval=1.0,
                disable=not progress or not dist.is_main() or not progress_bars_wanted())
     drop_last = len(data) >= cfg.batch_size
-    for epoch in range(start, last):
-        net.train()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        sum_loss = sum_correct = count = 0
-        for i, (images, labels) in enumerate(D.batches(data, cfg.batch_size, shuffle=True, generator=gen,
-                                                       drop_last=drop_last)):
-            step = epoch * steps_per_epoch + i
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr_at(step, total)
-            images, labels = dist.shard(images), dist.shard(labels)
-            if pin:
-                images, labels = images.pin_memory(), labels.pin_memory()
-            images, labels = _prepare(images, device, False, pin), labels.to(device, non_blocking=pin)
-            x, y = task(images, labels, train=True, generator=gen)
-            x = _prepare(x, device, cfg.channels_last)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = net(x)
-            loss = F.cross_entropy(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            # One host sync per step: loss and correct count come back together, after the step was queued.
-            loss_value, correct = torch.stack([loss.detach(), (logits.argmax(1) == y).sum()]).tolist()
-            if not math.isfinite(loss_value):   # stop (the step with the bad loss is discarded with the run)
+
+    def sync(epoch, pending, totals):
+        """Fetch the pending steps' losses and correct counts (summed over ranks) at once; stop on a NaN."""
+        stats = dist.all_sum(torch.stack([s for _, _, s in pending])).tolist()
+        for (i, rows, _), (loss_sum, correct) in zip(pending, stats):
+            loss_value = loss_sum / world        # DDP's loss: the mean over ranks of each rank's weighted loss
+            if not math.isfinite(loss_value):    # every rank sees the same value and stops
                 where = f" The last good state is in {ckpt}." if ckpt else ""
                 raise FloatingPointError(
                     f"{desc}: loss became {loss_value} at epoch {epoch + 1}, step {i + 1}. Lower the learning "
                     f"rate (now {cfg.lr}), check the input normalisation, or try precision='fp32'.{where}")
             correct = int(correct)
-            sum_loss += loss_value * len(y); sum_correct += correct; count += len(y)
-            history["step_loss"].append(loss_value); history["step_acc"].append(correct / len(y))
-            bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{loss_value:.3f}", acc=f"{correct / len(y):.3f}",
-                            refresh=False)
-            bar.update(1)
-        history["epoch_loss"].append(sum_loss / max(count, 1))
-        history["epoch_acc"].append(sum_correct / max(count, 1))
-        history["lr"].append(opt.param_groups[0]["lr"])
-        # on_epoch_end before the checkpoint: a run killed in between redoes this epoch, so the callback
-        # (e.g. make models' Fig. 5(a) snapshots) is never skipped on resume
-        if on_epoch_end is not None and dist.is_main():
-            on_epoch_end(epoch + 1, model)
-        if ckpt and dist.is_main():
-            save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                         "history": history, "arch": architecture(model), "train_config": asdict(cfg)}, ckpt)
-        dist.barrier()
+            totals[0] += loss_value * rows; totals[1] += correct; totals[2] += rows
+            history["step_loss"].append(loss_value); history["step_acc"].append(correct / rows)
+        bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{loss_value:.3f}", acc=f"{correct / rows:.3f}",
+                        refresh=False)
+        bar.update(len(pending))
+        pending.clear()
+
+    with _cudnn(device, deterministic):
+        for epoch in range(start, last):
+            net.train()
+            # one generator for the shuffle, crops, flips and rotations, the same on every rank
+            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            totals, pending = [0.0, 0, 0], []        # loss x rows, correct, rows; steps not yet synced
+            for i, (images, labels) in enumerate(D.batches(data, cfg.batch_size, shuffle=True, generator=gen,
+                                                           drop_last=drop_last)):
+                step = epoch * steps_per_epoch + i
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr_at(step, total)
+                images, labels = _prepare(images, device, False), labels.to(device)
+                x, y = task(images, labels, train=True, generator=gen)   # the whole global batch
+                rows = len(y)
+                x, y = dist.shard(x), dist.shard(y)                     # this process's share of it
+                x = _prepare(x, device, cfg.channels_last)
+                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                    logits = net(x)
+                loss = F.cross_entropy(logits.float(), y)
+                if world > 1:     # DDP averages gradients over ranks: weight each rank's mean by its share of rows
+                    loss = loss * (len(y) * world / rows)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                pending.append((i, rows, torch.stack([loss.detach(), (logits.argmax(1) == y).sum()])))
+                if len(pending) == SYNC_EVERY:
+                    sync(epoch, pending, totals)
+            if pending:
+                sync(epoch, pending, totals)
+            history["epoch_loss"].append(totals[0] / max(totals[2], 1))
+            history["epoch_acc"].append(totals[1] / max(totals[2], 1))
+            history["lr"].append(opt.param_groups[0]["lr"])
+            if module is not model:      # the trained copy's weights into the caller's model
+                model.load_state_dict(module.state_dict())
+                model.train()
+            # on_epoch_end before the checkpoint: a run killed in between redoes this epoch, so the callback
+            # (e.g. make models' Fig. 5(a) snapshots) is never skipped on resume
+            if on_epoch_end is not None and dist.is_main():
+                on_epoch_end(epoch + 1, model)
+            if ckpt and dist.is_main():
+                save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                             "history": history, "arch": architecture(model), "train_config": asdict(cfg),
+                             **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {})}, ckpt)
+            dist.barrier()
     bar.close()
     model.to(home).eval()
     return history

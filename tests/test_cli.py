@@ -51,7 +51,7 @@ def test_cli_per_class_beyond_the_data_fails_before_training(tiny, cache, capsys
 @pytest.mark.parametrize("change,message", [
     ({"rotnet_epochs": 0}, "rotnet_epochs.*at least 1.*untrained"), ({"n_train": 0}, "n_train.*at least 1"),
     ({"n_train": -5}, "n_train"), ({"width": 1}, "width.*at least 2"), ({"num_blocks": 2}, "num_blocks.*at least 3"),
-    ({"classifier_epochs": 0}, "classifier_epochs"), ({"lr": -0.1}, "lr"), ({"precision": "fp16"}, "precision"),
+    ({"classifier_epochs": 0}, "classifier_epochs"), ({"lr": -0.1}, "lr"), ({"precision": "half"}, "precision"),
     ({"rotnet_milestones": (0.9, 0.1)}, "rotnet_milestones")])
 def test_profile_refuses_bad_values(change, message):
     with pytest.raises(ValueError, match=message):
