@@ -15,8 +15,10 @@ FRESH  := $(CURDIR)/build/results-fresh
 # executed without a person watching: no progress bars in stored outputs; MPLBACKEND unset, as Agg (CI's) would
 # keep the notebooks' figures out of their stored outputs
 RUN    := env -u MPLBACKEND ROTLIB_PROGRESS=0
+# a notebook cell may train for this long (seconds): 30 min on a CPU; the paper profile's 200-epoch cells take hours
+CELL_TIMEOUT ?= $(if $(filter paper,$(PROFILE)),172800,1800)
 
-.PHONY: setup fashion-mnist models notebooks test unit results check-results bench bench-step reproduce clean-cache browser-test
+.PHONY: setup fashion-mnist models notebooks test unit results check-results bench bench-step bench-gpu gpu-smoke reproduce clean-cache browser-test
 
 setup: $(STAMP)
 
@@ -48,7 +50,7 @@ models: setup
 # then regenerates the README's results table from it.
 notebooks: setup
 	rm -f results/$(PROFILE).json results/$(PROFILE).verdicts.json
-	$(RUN) ROTLIB_RESULTS=$(CURDIR)/results $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 notebooks/[0-9]*.ipynb
+	$(RUN) ROTLIB_RESULTS=$(CURDIR)/results $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) notebooks/[0-9]*.ipynb
 	$(MAKE) results
 
 unit: setup
@@ -57,7 +59,7 @@ unit: setup
 # nbval executes the notebooks into a fresh results file; compare fails when a number moved beyond its tolerance.
 test: setup
 	rm -rf $(FRESH)
-	$(RUN) ROTLIB_RESULTS=$(FRESH) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=3600 --durations=0 --durations-min=2
+	$(RUN) ROTLIB_RESULTS=$(FRESH) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=$(if $(filter paper,$(PROFILE)),172800,3600) --durations=0 --durations-min=2
 	$(PY) -m rotlib.results compare $(FRESH)/$(PROFILE).json results/$(PROFILE).json \
 	  $(if $(wildcard results/$(PROFILE)-fp32eval.json),--perturbed results/$(PROFILE)-fp32eval.json)
 	$(MAKE) check-results
@@ -88,6 +90,15 @@ bench: setup
 # Issue 15: where the time of one training step goes and what makes it faster (~20 min; see README, Speed).
 bench-step: setup
 	$(PY) benchmarks/step.py
+
+# Issue 22: does the paper's path run on a CUDA GPU? (~3 min; says so and exits 0 without a GPU.) Writes
+# benchmarks/gpu-smoke.json. bench-gpu: images/s of the paper NIN step (bf16, channels_last, torch.compile) and the
+# paper profile's estimated wall time, into benchmarks/gpu-benchmark.json.
+gpu-smoke: setup
+	$(PY) benchmarks/gpu_smoke.py
+
+bench-gpu: setup
+	$(PY) benchmarks/gpu_benchmark.py
 
 reproduce: setup
 	ROTLIB_RESULTS=$(CURDIR)/results $(PY) -m rotlib reproduce --profile paper

@@ -54,13 +54,14 @@ def _time_fit(model, data, task, cfg, device, rows_per_step: int, compile: bool)
     return (len(ends) - 1) * steps * rows_per_step / (ends[-1] - ends[0])
 
 
-def measure(device_name: str, epochs: int, width: int) -> dict:
+def measure(device_name: str, epochs: int, width: int, variants=tuple(VARIANTS), n_train: int | None = None) -> dict:
     device = pick_device(device_name)
-    profile = get_profile("paper", dataset="cifar10-5k", device=device_name, width=width)
+    profile = get_profile("paper", dataset="cifar10-5k", device=device_name, width=width, n_train=n_train)
     data = E.load_split(profile, "train")
     b = profile.batch_size
     rates = {}
-    for name, v in VARIANTS.items():
+    for name in variants:
+        v = VARIANTS[name]
         if v["precision"] == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
             rates[name] = {"skipped": "no native bf16 on this GPU"}
             continue
@@ -102,14 +103,20 @@ def main() -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--width", type=int, default=192)
+    ap.add_argument("--n-train", dest="n_train", type=int, default=None, help="fewer of the 5,000 images (tests)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
     ap.add_argument("--out", default=str(HERE / "gpu-benchmark.json"))
     args = ap.parse_args()
+    variants = [v.strip() for v in args.variants.split(",")]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("bench-gpu: no CUDA GPU on this machine, so there is nothing to time (exit 0).")
         return 0
     from gpu_smoke import gpu_info
     t0 = time.perf_counter()
-    rates = measure(args.device, args.epochs, args.width)
+    rates = measure(args.device, args.epochs, args.width, variants, args.n_train)
     report = {"device": gpu_info(pick_device(args.device)), "width": args.width, "epochs": args.epochs,
               "rates": rates, "paper_profile_estimate": estimate(rates), "seconds": round(time.perf_counter() - t0, 1)}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

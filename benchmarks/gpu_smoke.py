@@ -95,7 +95,9 @@ def smoke(device_name: str, steps: int, probe_epochs: int, width: int, n_train: 
     seconds = time.perf_counter() - t0
     rows = steps_per_epoch * profile.batch_size * 4
     report["train"] = {"seconds": round(seconds, 2), "images_per_s_overall": round(epochs * rows / seconds),
-                       "first_loss": model.history["step_loss"][0], "last_loss": model.history["step_loss"][-1]}
+                       # mean loss of the first and of the last 10 steps
+                       "first_loss": sum(model.history["step_loss"][:10]) / len(model.history["step_loss"][:10]),
+                       "last_loss": sum(model.history["step_loss"][-10:]) / len(model.history["step_loss"][-10:])}
     if len(ends) > 1:       # after the first epoch (cuDNN's kernel search, allocator warm-up)
         report["train"]["images_per_s_after_epoch_1"] = round((len(ends) - 1) * rows / (ends[-1] - ends[0]))
     if device.type == "cuda":

@@ -17,7 +17,7 @@ from torch import nn
 
 from rotlib import cache as C
 from rotlib import distributed as dist
-from rotlib.data import ImageData
+from rotlib.data import ImageData, load_dataset
 from rotlib.evaluate import predict
 from rotlib.models import NetworkInNetwork
 from rotlib.train import ClassificationTask, RotationTask, TensorData, TrainConfig, fit
@@ -64,7 +64,7 @@ def first_inputs() -> torch.Tensor:
 def refused(fn) -> str:
     try:
         fn()
-    except (ValueError, FloatingPointError) as err:
+    except (ValueError, FloatingPointError, FileNotFoundError) as err:
         return f"{type(err).__name__}: {err}"
     return "not refused"
 
@@ -137,6 +137,8 @@ def run_all(out: Path) -> dict:
                                    device="cpu", progress=False)),
         "predict": predict(net, data, RotationTask(data.normalize), batch_size=3, device="cpu", precision="fp32"),
         "cache": cached(out / "cache"),
+        # looked for (and downloaded) by rank 0 alone; its error reaches every rank
+        "no_data": refused(lambda: load_dataset("cifar10", "train", root=out / "empty", download=False)),
     }
 
 

@@ -92,6 +92,13 @@ def test_cache_decision_is_taken_once_and_shared(ranks):
     assert not any(".corrupt" in m for m in r1["cache"]["logs"])    # rank 1 did not touch the file
 
 
+def test_missing_dataset_is_looked_for_once_and_every_rank_says_why(ranks):
+    (r0, r1), _ = ranks
+    assert r0["no_data"] == r1["no_data"]           # rank 0's error, the same words on rank 1
+    for r in (r0, r1):
+        assert r["no_data"].startswith("DatasetNotFoundError") and "download disabled" in r["no_data"]
+
+
 def test_a_failure_on_one_rank_ends_every_rank(tmp_path):
     t0 = time.time()
     proc = _torchrun(tmp_path, "crash", port=29533, timeout=240)
@@ -138,6 +145,18 @@ def test_explicit_precision_that_cannot_be_honoured_is_refused():
     assert T.resolve_precision(torch.device("cpu"), "fp32") == "fp32"
     with pytest.raises(ValueError, match="precision must be one of"):
         T.TrainConfig(epochs=1, precision="half")
+
+
+def test_fp16_trains_with_a_grad_scaler_that_is_checkpointed(monkeypatch, tmp_path):
+    """The fp16 path (CUDA GPUs without native bf16), run on the CPU: autocast fp16 and a GradScaler."""
+    monkeypatch.setattr(T, "resolve_precision", lambda device, precision: "fp16")
+    model, ckpt = S._linear(), tmp_path / "fp16.ckpt"
+    before = model.weight.detach().clone()
+    history = T.fit(model, S._vectors(32), T.ClassificationTask(), T.TrainConfig(epochs=2, batch_size=8, **S.FP32),
+                    ckpt, device="cpu", progress=False)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["scaler"]["scale"] > 0 and all(map(lambda v: v == v, history["step_loss"]))
+    assert not torch.equal(model.weight, before)       # the scaled steps were taken (not all skipped as inf)
 
 
 def test_sync_batchnorm_copy_leaves_the_callers_model_alone():
