@@ -42,13 +42,8 @@ VARIANTS = {"bf16 + channels_last": dict(precision="bf16", compile=False),
 
 def _time_fit(model, data, task, cfg, device, rows_per_step: int, compile: bool) -> float:
     """Rows per second after the first epoch."""
-    ends = []
-
-    def timestamp(epoch, _):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        ends.append(time.perf_counter())
-
+    from gpu_smoke import epoch_timer
+    ends, timestamp = epoch_timer(device)
     fit(model, data, task, cfg, device=device, progress=False, on_epoch_end=timestamp, compile=compile)
     steps = len(data) // cfg.batch_size
     return (len(ends) - 1) * steps * rows_per_step / (ends[-1] - ends[0])

@@ -44,6 +44,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def epoch_timer(device: torch.device):
+    """``(ends, on_epoch_end)``: a callback for :func:`rotlib.train.fit` that appends each epoch's end time to
+    ``ends``, after the GPU has finished the epoch's work."""
+    ends = []
+
+    def on_epoch_end(epoch, model):
+        _sync(device)
+        ends.append(time.perf_counter())
+
+    return ends, on_epoch_end
+
+
 def gpu_info(device: torch.device) -> dict:
     info = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version()}
     if device.type == "cuda":
@@ -82,12 +94,7 @@ def smoke(device_name: str, steps: int, probe_epochs: int, width: int, n_train: 
     report = {"device": gpu_info(device), "precision": resolve_precision(device, profile.precision),
               "profile": {"width": width, "blocks": profile.num_blocks, "batch_size": profile.batch_size,
                           "rotations": 4, "train_images": n, "epochs": epochs, "steps": epochs * steps_per_epoch}}
-    ends = []
-
-    def timestamp(epoch, model):
-        _sync(device)
-        ends.append(time.perf_counter())
-
+    ends, timestamp = epoch_timer(device)
     _sync(device)
     t0 = time.perf_counter()
     model = E.train_rotnet(profile, progress=False, on_epoch_end=timestamp)

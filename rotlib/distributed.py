@@ -123,8 +123,9 @@ def check_batch(batch_size: int, n: int, desc: str = "training") -> None:
     """Refuse a global batch that the ranks cannot share evenly (DDP's mean would weight the ranks unequally)."""
     w = world_size()
     if batch_size % w:
+        fits = max(k for k in range(1, w + 1) if batch_size % k == 0)
         raise ValueError(f"{desc}: a batch of {batch_size} cannot be shared evenly by {w} processes; choose a "
-                         f"batch size divisible by {w} or run on {batch_size // w or 1} GPUs")
+                         f"batch size divisible by {w} or run on {fits} GPUs")
     if n < w:
         raise ValueError(f"{desc}: {n} training examples for {w} processes; every process needs at least one")
 

@@ -78,9 +78,12 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
     return precision
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}   # resolved precision -> dtype
+
+
 def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """Autocast dtype of :func:`resolve_precision`'s choice, or None for fp32."""
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[resolve_precision(device, precision)]
+    return AUTOCAST_DTYPES[resolve_precision(device, precision)]
 
 
 def progress_bars_wanted() -> bool:
@@ -312,7 +315,7 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
     if device is None or isinstance(device, str):
         device = pick_device(dist.local_device(device))
     precision = resolve_precision(device, cfg.precision)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    dtype = AUTOCAST_DTYPES[precision]
     dist.check_batch(cfg.batch_size, len(data), desc)
     if stop_after is not None:
         whole_number(stop_after, "stop_after", 1)
