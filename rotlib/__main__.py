@@ -52,11 +52,12 @@ def _write(result: dict, path: str | None, default: str) -> Path:
 def cmd_train(args) -> dict:
     profile = _profile(args)
     t0 = time.time()
-    model = E.train_rotnet(profile, args.rotations, seed=args.seed)
+    spec = E.rotnet_spec(profile, args.rotations, seed=args.seed)
+    model = spec.get()
     train_s = time.time() - t0
     acc = E.rotation_accuracy(model, profile, args.rotations)
     result = {"profile": profile.as_dict(), "rotations": args.rotations, "seed": args.seed,
-              "rotation_accuracy": acc, "seconds": round(train_s, 1), "cache_key": model.cache_key,
+              "rotation_accuracy": acc, "seconds": round(train_s, 1), "cache_key": spec.stem,
               "n_test": len(E.load_split(profile, "test")), "world_size": dist.world_size()}
     print(f"RotNet [{profile.name}, {profile.dataset}, rotations {args.rotations}]: rotation accuracy "
           f"{acc:.2f}% on {result['n_test']} test images (x{len(ROTATION_SETS[E.canonical_rotation_set(args.rotations)])} "
@@ -93,6 +94,8 @@ def cmd_orient(args) -> dict:
     from . import orient as O
     if not 0.0 <= args.min_confidence <= 1.0:
         raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    if args.max_pixels < 0:
+        raise ValueError(f"--max-pixels must be 0 (no limit) or more, got {args.max_pixels}")
     if args.apply is not None:
         O.check_output(args.path, args.apply)          # refuse writing beside the originals before loading anything
     if args.model:
@@ -103,13 +106,14 @@ def cmd_orient(args) -> dict:
           + (f"; corrected copies go to {args.apply}" if args.apply else "; nothing is written (no --apply)"))
     print(O.table_header())
     results = O.orient_paths(orienter, args.path, args.min_confidence, args.apply, args.overwrite, args.recursive,
-                             on_result=lambda r: print(O.table_row(r, applying=args.apply is not None), flush=True))
+                             on_result=lambda r: print(O.table_row(r, applying=args.apply is not None), flush=True),
+                             max_pixels=args.max_pixels)
     print(O.summary_line(results))
     return {"results": [r.as_dict() for r in results]}
 
 
 def _add_orient_parser(sub) -> None:
-    from .orient import DEFAULT_MIN_CONFIDENCE
+    from .orient import DEFAULT_MIN_CONFIDENCE, MAX_PIXELS
     p = sub.add_parser("orient", help="which way is up? fix the orientation of photos with a RotNet")
     p.set_defaults(fn=cmd_orient)
     p.add_argument("path", help="an image file or a folder of images (originals are never modified)")
@@ -122,6 +126,9 @@ def _add_orient_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace files that already exist in OUT")
     p.add_argument("--recursive", "-r", action="store_true", help="also look in sub-folders (mirrored in OUT)")
     p.add_argument("--tta", action="store_true", help="average the prediction over the 4 rotated copies (4x slower)")
+    p.add_argument("--max-pixels", dest="max_pixels", type=int, default=MAX_PIXELS, metavar="N",
+                   help=f"skip images whose header says more than N pixels, before decoding them (a guard against "
+                        f"decompression bombs; default {MAX_PIXELS:,}, Pillow's; 0: no limit)")
     p.add_argument("--profile", choices=list(PROFILES), default=None, help="whose RotNet to use without --model")
     p.add_argument("--dataset", help="the dataset of the profile's RotNet, without --model (default: the profile's)")
     p.add_argument("--device", help="auto (default), cpu, cuda, ...")

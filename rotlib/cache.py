@@ -23,15 +23,14 @@ import time
 from pathlib import Path
 
 from . import shipped
+from .settings import current
 from .distributed import barrier, is_distributed, is_main, on_main, world_size
 from .files import can_lock, locked, write_text_atomic
 from .train import architecture, load_checkpoint, load_weights, save_atomic, set_aside
 
-DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "cache"
-
-
 def cache_dir() -> Path:
-    return Path(os.environ.get("ROTLIB_CACHE", DEFAULT_CACHE))
+    """``$ROTLIB_CACHE``, else ``cache/`` in the project folder (:mod:`rotlib.settings`)."""
+    return current().cache
 
 
 def config_key(config: dict) -> str:
@@ -117,11 +116,11 @@ def cached_model(name: str, config: dict, build, train, log=print):
                                                 "world_size": world_size()}}, final)
                     ckpt.unlink(missing_ok=True)
                 barrier()
-                model.history, model.cache_key = history, stem
+                model.history = history
                 return model.cpu().eval()
     state, source = found
     load_weights(model, state, source=source)
-    model.history, model.cache_key = state.get("history", {}), stem
+    model.history = state.get("history", {})
     log(f"[cache] loaded {source}")
     return model.eval()
 

@@ -25,7 +25,8 @@ import torch.distributed as dist
 
 def _wants_cuda(device: str | None) -> bool:
     """Whether the requested device (None/"auto": CUDA when present) is a CUDA GPU."""
-    device = device or os.environ.get("ROTLIB_DEVICE", "auto")
+    from .settings import current
+    device = device or current().device or "auto"
     return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 

@@ -6,9 +6,9 @@ override the defaults without editing the notebook.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, replace
 
+from .settings import current
 from .checks import PRECISIONS, fractions, optional_whole_number, positive_number, whole_number
 
 
@@ -97,10 +97,15 @@ class Profile:
 # an Intel Xeon: rotation 74.8%, conv2 probe 62.3%, vs 64.7% and 53.7% after 4 epochs without augmentation),
 # three seeds. The ablations (Table 2, one random rotation per image) and their own 4-rotation reference at
 # 4 epochs, three seeds: 15 of them at 32 epochs would take about 5 hours of a 2-core CPU.
+# Its device and training precision are pinned to what made the shipped models (the CPU, bf16), so every machine
+# asks for the models that are shipped (a key holds the device kind and the resolved precision, rotlib.identity):
+# ROTLIB_DEVICE=cuda trains its own on a GPU. Evaluations use "auto": bf16 where the CPU has it natively (both CI
+# kinds), fp32 on a CPU without it.
 _QUICK = Profile(name="quick", dataset="cifar10-5k", num_blocks=4, width=64, n_train=None, n_test=None,
                  batch_size=16, rotnet_epochs=32, classifier_epochs=15, classifier_batch_size=128,
                  supervised_epochs=12, min_steps=400, augment=True, precompute_features=True,
-                 rotnet_milestones=(0.6, 0.85), seeds=(0, 1, 2), ablation_epochs=4)
+                 rotnet_milestones=(0.6, 0.85), seeds=(0, 1, 2), ablation_epochs=4,
+                 device="cpu", precision="bf16", eval_precision="auto")
 
 PROFILES = {
     "quick": _QUICK,
@@ -118,12 +123,13 @@ PROFILES = {
 def get_profile(name: str | None = None, dataset: str | None = None, device: str | None = None, **changes) -> Profile:
     """A profile by name (default: $ROTLIB_PROFILE or ``quick``), with dataset/device from the arguments,
     else $ROTLIB_DATASET / $ROTLIB_DEVICE, else the profile's own."""
-    name = name or os.environ.get("ROTLIB_PROFILE", "quick")
+    env = current()
+    name = name or env.profile or "quick"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {list(PROFILES)} (or unset ROTLIB_PROFILE)")
     profile = PROFILES[name]
-    dataset = dataset or os.environ.get("ROTLIB_DATASET")
-    device = device or os.environ.get("ROTLIB_DEVICE")
+    dataset = dataset or env.dataset
+    device = device or env.device
     if dataset:
         changes["dataset"] = dataset
     if device:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import sys
 from pathlib import Path
@@ -25,22 +24,21 @@ from pathlib import Path
 from . import verdicts as V
 from .distributed import is_main
 from .files import update_json
+from .settings import current
 
-ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
 MIN_TOLERANCE = 1.0          # points: the smallest gap CI treats as a change (see tolerance())
 
 
 def results_dir() -> Path:
     """Where results are read: ``$ROTLIB_RESULTS`` or ``results/`` in the checkout."""
-    return Path(os.environ.get("ROTLIB_RESULTS", ROOT / "results"))
+    return current().results or current().home / "results"
 
 
 def record_dir() -> Path:
     """Where results are written: ``$ROTLIB_RESULTS`` (``make notebooks`` sets it to ``results/``, ``make test`` to a
     fresh folder), else ``results/scratch/`` (not committed): a notebook run by hand, its exercises included, never
     changes the committed files."""
-    return Path(os.environ["ROTLIB_RESULTS"]) if os.environ.get("ROTLIB_RESULTS") else ROOT / "results" / "scratch"
+    return current().results or current().home / "results" / "scratch"
 
 
 def results_path(profile_name: str, folder: Path | None = None) -> Path:
@@ -257,7 +255,12 @@ def readme_text(text: str) -> str:
     return _splice(text, claims_table(), CLAIMS_START, CLAIMS_END)
 
 
-def write_readme(readme: Path = README) -> None:
+def readme_path() -> Path:
+    return current().home / "README.md"
+
+
+def write_readme(readme: Path | None = None) -> None:
+    readme = readme or readme_path()
     readme.write_text(readme_text(readme.read_text()))
 
 
@@ -341,13 +344,13 @@ def main(argv=None) -> int:
         print(readme_table())
     elif args.cmd == "readme":
         write_readme()
-        print(f"wrote the results table into {README}")
+        print(f"wrote the results table into {readme_path()}")
     elif args.cmd == "check":
-        problems = []
+        problems, README = [], readme_path()
         if readme_text(README.read_text()) != README.read_text():
             problems.append("README.md's results or models table is not what `make results` generates: run "
                             "`make results`")
-        notebooks = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+        notebooks = sorted((current().home / "notebooks").glob("[0-9]*.ipynb"))
         problems += check_notebooks(load(args.profile), notebooks, V.load(results_path(args.profile)))
         every = {f"{p}:{k}": v for p in ("quick", "paper") for k, v in load(p).items()}
         problems += check_text(every, README.read_text(), "README.md")

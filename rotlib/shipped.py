@@ -39,9 +39,9 @@ from pathlib import Path
 
 import torch
 
-from .files import write_text_atomic
+from .files import write_atomic, write_text_atomic
+from .settings import PACKAGE, current
 
-ROOT = Path(__file__).resolve().parent.parent
 FORMAT = 1                              # the manifest's format
 SNAPSHOT_EPOCHS = (1, 2, 4, 8, 16, 24)  # Fig. 5(a): the main RotNet of the first seed, after these epochs
 
@@ -51,8 +51,8 @@ class ShippedModelError(RuntimeError):
 
 
 def models_dir() -> Path:
-    """``$ROTLIB_MODELS`` or ``models/`` in the checkout."""
-    return Path(os.environ.get("ROTLIB_MODELS", ROOT / "models"))
+    """``$ROTLIB_MODELS`` or ``models/`` in the project folder (:mod:`rotlib.settings`)."""
+    return current().models
 
 
 def sha256(path) -> str:
@@ -95,9 +95,9 @@ def load_state(path: Path) -> dict:
 def code_version() -> str:
     """The git commit the code came from (``+dirty`` with uncommitted changes to rotlib/), or the package version."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rotlib"], cwd=ROOT, capture_output=True,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=PACKAGE, capture_output=True,
                                text=True, check=True).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -133,9 +133,7 @@ def ship(label: str, spec, source: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     state = torch.load(source, map_location="cpu", weights_only=True)
     target = folder / f"{stem}.pt"
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    write_atomic(target, lambda tmp: shutil.copyfile(source, tmp))
     manifest = {"format": FORMAT, "label": label, "cache_name": spec.name, "stem": stem, "config": state["config"],
                 "arch": state["arch"]["config"], "history": epoch_history(state.get("history", {})),
                 "train_seconds": state.get("train_seconds"), "trained_by": state.get("trained_by"),

@@ -15,6 +15,7 @@ import math
 import os
 import pickle
 import random
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from . import data as D
 from . import distributed as dist
 from .checks import PRECISIONS, fractions, positive_number, whole_number
 from .files import write_atomic
+from .settings import current
 from .rotations import random_rotation, rotate_batch, rotation_angles
 
 
@@ -38,7 +40,7 @@ def set_seed(seed: int) -> None:
 
 def pick_device(preference: str | None = None) -> torch.device:
     """``auto`` (default, or $ROTLIB_DEVICE): CUDA when present, else CPU."""
-    pref = preference or os.environ.get("ROTLIB_DEVICE", "auto")
+    pref = preference or current().device or "auto"
     if pref == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if pref.startswith("cuda") and not torch.cuda.is_available():
@@ -53,7 +55,8 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
     capability 8.0 and up), else fp16 with loss scaling on CUDA GPUs with tensor cores (7.x: V100, T4), else
     fp32. ``torch.cuda.is_bf16_supported()`` alone also counts emulated bf16, which is slow, so it is asked
     with ``including_emulation=False``. An explicit request the hardware cannot honour is refused, never
-    silently replaced.
+    silently replaced, but for bf16 on a CPU without it: that runs (emulated, slower) with a warning, so the quick
+    profile's pinned bf16 works on every CPU.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -68,6 +71,11 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
         bf16 = fp16 = False
     if precision == "auto":
         return "bf16" if bf16 else "fp16" if fp16 else "fp32"
+    if precision == "bf16" and not bf16 and device.type == "cpu":
+        warnings.warn(f"precision 'bf16' on a CPU without native bf16 (AVX-512 BF16 or AMX) is emulated and may be "
+                      "much slower; the shipped models were trained in bf16, so loading them is unaffected. To train "
+                      "faster here, use precision='fp32' (its models get keys of their own)", stacklevel=2)
+        return "bf16"
     if precision == "bf16" and not bf16:
         raise ValueError(f"precision 'bf16' requested, but {device} has no native bf16 (it would be emulated, "
                          "slowly); use precision='auto' (fp16 with loss scaling on a GPU with tensor cores, "
@@ -89,7 +97,7 @@ def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | No
 def progress_bars_wanted() -> bool:
     """Progress bars, unless $ROTLIB_PROGRESS=0 (set by `make notebooks` and `make test`: a notebook executed
     without a person watching would store a stale bar in its outputs)."""
-    return os.environ.get("ROTLIB_PROGRESS", "1") != "0"
+    return current().progress
 
 
 # ---------------------------------------------------------------- tasks
@@ -232,7 +240,6 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"
     channels_last: bool = True
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         whole_number(self.epochs, "epochs", 1, ": an untrained model would be cached as if trained")

@@ -31,7 +31,7 @@ def _trainer(calls, delay=0.0):
 def test_corrupt_model_is_named_set_aside_and_retrained(cache, damage):
     calls, logs = [], []
     first = C.cached_model("net", {"a": 1}, _build, _trainer(calls), log=logs.append)
-    final = cache / f"{first.cache_key}.pt"
+    final = cache / f"{C.entry_stem('net', {'a': 1})}.pt"
     final.write_bytes(damage(final.read_bytes()))
     again = C.cached_model("net", {"a": 1}, _build, _trainer(calls), log=logs.append)
     assert calls == [1, 1] and torch.equal(again.weight, first.weight)
@@ -112,13 +112,24 @@ def test_changed_folder_is_a_new_cache_entry_and_reloads(tiny, tmp_path):
         for i in range(3):
             (root / c).mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (8, 8), (80 * i, 0, 0)).save(root / c / f"{i}.png")
-    profile = tiny.replace(dataset=f"folder:{root}")
-    key = E._data_config(profile)
-    assert key["data"]["root"] == str(root.resolve())
+    profile = tiny.replace(dataset=f"folder:{root}", folder_start="scratch")
+    spec = E.rotnet_spec(profile)
+    assert spec.config["data"]["root"] == str(root.resolve())
     n = len(E.load_split(profile, "train"))
     Image.new("RGB", (8, 8), (1, 2, 3)).save(root / "a" / "new.png")
-    assert E._data_config(profile) != key                 # so every model and result of it is computed anew
+    assert E.rotnet_spec(profile).stem != spec.stem       # so every model and result of it is computed anew
     assert len(E.load_split(profile, "train")) == n + 1   # and the in-memory copy is reloaded
-    assert E._DATASETS
-    E.clear_caches()
-    assert not E._DATASETS and not E._FEATURES
+
+
+def test_a_loaded_split_is_the_callers_own(tiny):
+    """Editing the images or labels a caller got changes nothing for the next caller (no shared tensors)."""
+    first = E.load_split(tiny, "test")
+    pristine = first.images.clone(), first.labels.clone()
+    first.images.zero_()
+    first.labels.fill_(0)
+    first.classes.append("poison")
+    again = E.load_split(tiny, "test")
+    assert torch.equal(again.images, pristine[0]) and torch.equal(again.labels, pristine[1])
+    assert "poison" not in again.classes
+    E.clear_caches()                                       # forgetting them only means decoding again
+    assert torch.equal(E.load_split(tiny, "test").images, pristine[0])

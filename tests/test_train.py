@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -16,17 +18,15 @@ def test_tiny_training_lowers_loss(tiny):
     assert hist["epoch_loss"][-1] < 0.8 * hist["epoch_loss"][0]
 
 
-def test_cache_returns_same_weights_without_retraining(tiny, cache, monkeypatch):
+def test_cache_returns_same_weights_without_retraining(tiny, cache, capsys):
     m1 = E.train_rotnet(tiny, progress=False)
-    assert len(list(cache.glob("rotnet-*.pt"))) == 1
-    calls = []
-    monkeypatch.setattr(E, "fit", lambda *a, **k: calls.append(1))
+    assert len(list(cache.glob("rotnet-*.pt"))) == 1 and "training it" in capsys.readouterr().out
     m2 = E.train_rotnet(tiny, progress=False)
-    assert calls == []
+    said = capsys.readouterr().out
+    assert "[cache] loaded" in said and "training" not in said
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
         assert torch.equal(a, b), k
-    E.train_rotnet(tiny, seed=1, progress=False)  # another config trains anew
-    assert calls == [1]
+    assert E.rotnet_spec(tiny, seed=1).stem != E.rotnet_spec(tiny).stem   # another config is another entry
 
 
 def test_resume_continues_from_saved_epoch(tiny, tmp_path):
@@ -39,7 +39,7 @@ def test_resume_continues_from_saved_epoch(tiny, tmp_path):
 
     torch.manual_seed(0)
     part = NetworkInNetwork(3, 16, 3, 4)
-    fit(part, data, RotationTask(data.normalize), TrainConfig(epochs=3, batch_size=20, lr=0.05, extra={}), ckpt,
+    fit(part, data, RotationTask(data.normalize), TrainConfig(epochs=3, batch_size=20, lr=0.05), ckpt,
         device="cpu", progress=False)
     state = torch.load(ckpt, weights_only=True)
     assert state["epoch"] == 3
@@ -121,27 +121,46 @@ def test_crossover():
     assert E.crossover([10, 100], [50, 60], [20, 70]) == pytest.approx(10 ** 1.75)
 
 
-def test_sweeps_are_cached(tiny, monkeypatch):
-    res = E.label_sweep(tiny, per_class=(2, None), classifier="linear", progress=False)
-    assert res["labels"][0] == 20 and len(res["rotnet"]) == len(res["supervised"]) == 2
-    abl = E.rotation_ablation(tiny, sets=("4", "2"), classifier="linear", probe_seeds=(0, 1), progress=False)
-    assert set(abl) == {"4", "2-0/180"} and len(abl["4"]["accuracy"]) == 2
-    monkeypatch.setattr(E, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
-    assert E.label_sweep(tiny, per_class=(2, None), classifier="linear", progress=False) == res
-    assert E.rotation_ablation(tiny, sets=("4", "2"), classifier="linear", probe_seeds=(0, 1), progress=False) == abl
+def test_results_are_read_back_and_a_changed_model_is_measured_anew(tiny, cache):
+    """A result is looked up by the digest of the model's weights: the same weights read the stored entry back
+    (even when it was edited by hand), and weights changed in place are measured again, never given a stale result."""
+    model = E.train_rotnet(tiny, progress=False)
+    first = E.rotation_accuracy(model, tiny)
+    [entry] = cache.glob("rotacc-*.json")
+    stored = json.loads(entry.read_text())
+    assert stored["result"] == first and stored["config"]["precision"] in ("bf16", "fp32")   # resolved, never auto
+    entry.write_text(json.dumps({**stored, "result": -1.0}))
+    assert E.rotation_accuracy(model, tiny) == -1.0                      # read back, not recomputed
+    reloaded = E.train_rotnet(tiny, progress=False)                      # the same weights, a new object
+    assert E.rotation_accuracy(reloaded, tiny) == -1.0
+    with torch.no_grad():
+        next(model.parameters()).zero_()                                 # "trained further" in place
+    changed = E.rotation_accuracy(model, tiny)
+    assert changed != -1.0 and len(list(cache.glob("rotacc-*.json"))) == 2
+
+
+def test_building_a_model_leaves_the_global_generator_alone(tiny):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = E.random_init(tiny, seed=0)
+    assert torch.equal(torch.rand(3), expected)                          # the caller's random numbers are its own
+    b = E.random_init(tiny, seed=0)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_consecutive_probes_reuse_frozen_features(tiny, cache, monkeypatch):
     model = E.train_rotnet(tiny, progress=False)
     calls = []
-    real = E.extract_features
-    monkeypatch.setattr(E, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    from rotlib.experiments import measures
+    real = measures.extract_features
+    monkeypatch.setattr(measures, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = E.probe(model, tiny, "conv2", "linear", seed=0)
     E.probe(model, tiny, "conv2", "linear", seed=1)
     assert len(calls) == 2  # train + test, once for both classifier seeds
     E.probe(model, tiny, "conv2", "linear", per_class=2, seed=0)
     assert len(calls) == 3  # a new labelled subset: only its train features are computed
-    E._FEATURES.clear()
+    E.clear_caches()
     monkeypatch.setenv("ROTLIB_CACHE", str(cache.parent / "other-cache"))
     assert E.probe(model, tiny, "conv2", "linear", seed=0) == first  # same result as computing afresh
 
