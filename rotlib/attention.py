@@ -26,6 +26,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from .modes import evaluating
 from .rotations import rotate
 
 
@@ -60,9 +61,9 @@ def _device(model) -> torch.device:
 @torch.no_grad()
 def block_features(model, images: torch.Tensor, blocks) -> dict[str, torch.Tensor]:
     """The listed blocks' activations (on the CPU) of a NetworkInNetwork for normalised images, one forward pass."""
-    model.eval()
     blocks = list(blocks)
-    out = model(images.float().to(_device(model)), out_feat_keys=blocks)
+    with evaluating(model):                   # the caller's model keeps its own train/eval modes
+        out = model(images.float().to(_device(model)), out_feat_keys=blocks)
     return {b: f.float().cpu() for b, f in zip(blocks, out)}
 
 
@@ -93,12 +94,6 @@ def equivariance_score(feature_fn, images: torch.Tensor, p: float = 2) -> float:
     base = attention_map(feature_fn(images), p)
     scores = [map_correlation(rotate(attention_map(feature_fn(rotate(images, k)), p), -k), base) for k in (1, 2, 3)]
     return torch.stack(scores).mean().item()
-
-
-def model_equivariance(model, images: torch.Tensor, block: str, p: float = 2) -> float:
-    """:func:`equivariance_score` of one block of a NetworkInNetwork."""
-    model.eval()
-    return equivariance_score(lambda x: model(x.float().to(_device(model)), out_feat_keys=[block])[0].cpu(), images, p)
 
 
 @torch.no_grad()

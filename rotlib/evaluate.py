@@ -14,6 +14,7 @@ from torch import nn
 
 from . import data as D
 from . import distributed as dist
+from . import modes
 from .train import _prepare, amp_dtype, pick_device
 
 
@@ -22,13 +23,11 @@ def evaluating(model: nn.Module, device: torch.device):
     """Run ``model`` in eval mode on ``device`` inside the block; restore its device and modes after."""
     first = next(itertools.chain(model.parameters(), model.buffers()), None)
     home = first.device if first is not None else device
-    modes = {m: m.training for m in model.modules()}
     try:
-        yield model.to(device).eval()
+        with modes.evaluating(model.to(device)):
+            yield model
     finally:
         model.to(home)
-        for m, mode in modes.items():
-            m.training = mode
 
 
 def _device(device) -> torch.device:

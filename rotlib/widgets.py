@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .attention import block_attention, normalize_maps
+from .modes import evaluating
 from .plots import overlay, to_display
 from .rotations import rotate, rotate_by_angle, rotation_angles
 
@@ -98,7 +99,7 @@ class RotationPredictionWidget(_FigureWidget):
     controls = ("angle", "index")
 
     def __init__(self, model, data, rotations: str = "4", indices=None):
-        self.model, self.data, self.rotations = model.eval(), data, rotations
+        self.model, self.data, self.rotations = model, data, rotations
         self.angles = rotation_angles(rotations)
         self.indices = list(indices) if indices is not None else list(range(min(len(data), 50)))
         self.angle = W.IntSlider(value=0, min=0, max=355, step=5, description="angle (deg)")
@@ -110,7 +111,8 @@ class RotationPredictionWidget(_FigureWidget):
     def probabilities(self, angle: float, index: int) -> torch.Tensor:
         device = next(self.model.parameters()).device
         x = self.data.normalize(rotate_by_angle(self.data.images[index:index + 1], angle)).to(device)
-        return torch.softmax(self.model(x).float(), dim=1)[0].cpu()
+        with evaluating(self.model):          # eval mode for the prediction only: the caller's model is left as it was
+            return torch.softmax(self.model(x).float(), dim=1)[0].cpu()
 
     def update(self, angle: int | None = None, index: int | None = None) -> torch.Tensor:
         return self._redraw(angle=angle, index=index)

@@ -2,8 +2,7 @@ import pytest
 import torch
 
 import rotlib
-from rotlib.attention import (attention_map, equivariance_score, map_correlation, model_equivariance,
-                              normalize_maps)
+from rotlib.attention import attention_map, equivariance_score, map_correlation, normalize_maps
 from rotlib import NetworkInNetwork
 
 
@@ -48,15 +47,18 @@ def test_shuffled_map_scores_near_zero():
     assert abs(equivariance_score(scrambled, torch.rand(100, 1, 8, 8))) < 0.05
 
 
-def test_model_equivariance_scores_the_named_block():
-    torch.manual_seed(0)
-    m = NetworkInNetwork(3, 16, 1, 4).eval()
-    x = torch.rand(4, 1, 28, 28)
-    scores = {}
-    for block in ("conv1", "conv2"):
-        scores[block] = model_equivariance(m, x, block, p=2)
-        assert scores[block] == pytest.approx(equivariance_score(lambda im: m(im, out_feat_keys=[block])[0], x, p=2))
-    assert scores["conv1"] != pytest.approx(scores["conv2"], abs=1e-4)
+def model_equivariance(model, images, block, p=2):
+    """The reference: :func:`equivariance_score` of one block, one rotation at a time."""
+    return equivariance_score(lambda x: model(x, out_feat_keys=[block])[0], images, p)
+
+
+def test_block_features_leave_the_models_modes_alone():
+    from rotlib.attention import block_features
+    m = NetworkInNetwork(3, 16, 1, 4).train()
+    m.blocks[0].eval()                                   # mixed modes, as in a probe on a frozen block
+    before = [x.training for x in m.modules()]
+    block_features(m, torch.rand(2, 1, 28, 28), ["conv1"])
+    assert [x.training for x in m.modules()] == before
 
 
 def test_public_attention_name():
@@ -103,7 +105,7 @@ def test_zero_padding_frame_and_its_removal():
 
 def test_equivariance_scores_match_the_single_score():
     from rotlib.attention import equivariance_scores
-    m = _trained_like(1)
+    m = _trained_like(1).eval()
     x = torch.randn(6, 3, 32, 32)
     scores = equivariance_scores(m, x, ["conv1", "conv3"], ps=(1, 4), batch_size=4, interior=True)
     for b in ("conv1", "conv3"):

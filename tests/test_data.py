@@ -18,7 +18,7 @@ def test_cifar_loader_reads_written_files(cifar_root):
 
 
 def test_missing_dataset_offline_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "SYSTEM_FASHION_MNIST", tmp_path / "nowhere")
+    monkeypatch.setattr(D.fashion_mnist, "SYSTEM_FASHION_MNIST", tmp_path / "nowhere")
     with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
         load_dataset("fashion-mnist", root=tmp_path, download=False)
     with pytest.raises(DatasetNotFoundError, match="cifar-10-python.tar.gz"):
@@ -29,7 +29,7 @@ def test_missing_dataset_offline_says_what_to_do(tmp_path, monkeypatch):
 
 def test_fashion_mnist_idx_reader(tmp_path, monkeypatch):
     import gzip
-    monkeypatch.setattr(D, "SYSTEM_FASHION_MNIST", tmp_path / "nowhere")
+    monkeypatch.setattr(D.fashion_mnist, "SYSTEM_FASHION_MNIST", tmp_path / "nowhere")
     d = tmp_path / "fashion-mnist"
     d.mkdir()
     imgs = np.arange(3 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(3, 28, 28)
@@ -259,3 +259,45 @@ def test_folder_fingerprint_follows_contents_and_location(tmp_path):
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     assert D.fingerprint(f"folder:{tmp_path / 'b'}")["root"] != second["root"]
     assert D.fingerprint("cifar10") is None
+
+
+def test_folder_skips_images_over_the_pixel_limit_like_unreadable_ones(tmp_path):
+    """An oversized image (here a 30000x30000 PNG bomb of 0.9 MB) is refused from its header and skipped with
+    the warning that names unreadable files; ``max_pixels`` sets the limit."""
+    from test_decoding import png_bomb
+    for i in range(3):
+        _save(tmp_path / "a" / f"{i}.png", (10 * i, 0, 0), size=(20, 10))
+    png_bomb(tmp_path / "a" / "bomb.png")
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable.*bomb\.png.*30000x30000.*limit of 89,478,485"):
+        train = load_dataset(f"folder:{tmp_path}", "train", size=8)
+    assert len(train) == 2 and "bomb.png" in train.meta["skipped"][0]
+    with pytest.warns(UserWarning, match=r"skipped 4 unreadable.*20x10 = 200 pixels, more than the limit of 199"):
+        with pytest.raises(ValueError, match="no readable training images"):
+            D.load_folder(tmp_path, "train", size=8, max_pixels=199)
+
+
+def test_folder_survives_symlink_loops(tmp_path):
+    """Links to a parent folder, to themselves and to nothing: not followed, not files; the images are read once."""
+    for c in ("a", "b"):
+        for i in range(3):
+            _save(tmp_path / c / f"{i}.png", (40 * i, 0, 0))
+    (tmp_path / "a" / "loop").symlink_to("..")
+    (tmp_path / "b" / "deeper").symlink_to("../b")
+    (tmp_path / "a" / "self.jpg").symlink_to("self.jpg")
+    (tmp_path / "b" / "dangling.png").symlink_to("missing.png")
+    train, test = load_dataset(f"folder:{tmp_path}", "train", size=8), load_dataset(f"folder:{tmp_path}", "test", size=8)
+    assert len(train) + len(test) == 6 and train.classes == ["a", "b"] and train.meta["skipped"] == []
+    assert D.fingerprint(f"folder:{tmp_path}")["files"]
+
+
+def test_environment_is_read_when_loading(tmp_path, monkeypatch):
+    """ROTLIB_DATA and ROTLIB_OFFLINE take effect when a dataset is loaded, not when rotlib is imported."""
+    monkeypatch.setenv("ROTLIB_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("ROTLIB_OFFLINE", "1")
+    assert D.DEFAULT_ROOT == tmp_path / "elsewhere"
+    with pytest.raises(DatasetNotFoundError, match=r"elsewhere.*download disabled"):
+        load_dataset("cifar10")
+    monkeypatch.setenv("ROTLIB_HOME", str(tmp_path / "home"))
+    assert D.SHIPPED_ROOT == tmp_path / "home" / "data" / "cifar10-5k"
+    with pytest.raises(DatasetNotFoundError, match=str(tmp_path / "home")):
+        load_dataset("cifar10-5k")

@@ -365,3 +365,44 @@ def test_tiny_rotnet_learns_which_way_is_up(tiny, tmp_path, capsys, monkeypatch)
     assert (tmp_path / "results" / f"{results_name(profile.replace(seeds=(0,)))}.json").exists()
     with pytest.raises(FileNotFoundError, match="notebook 2"):
         O.measure(profile.replace(seeds=(7,)))                                  # never trains
+
+
+# ---------------------------------------------------------------- guards
+def test_model_modes_are_restored_module_by_module():
+    """A model whose parts have different train/eval modes gets each part's own mode back after a prediction."""
+    net = NetworkInNetwork(3, 8, 3, 4).train()
+    frozen = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)][:2]
+    for m in frozen:
+        m.eval()
+    before = [m.training for m in net.modules()]
+    assert len(set(before)) == 2
+    O.Orienter(net, (0.5,) * 3, (0.25,) * 3).predict(torch.from_numpy(upright()).permute(2, 0, 1))
+    assert [m.training for m in net.modules()] == before
+
+
+def test_cli_skips_images_over_the_pixel_limit(photos, tmp_path, capsys, monkeypatch):
+    """A 30000x30000 PNG bomb is skipped from its header (the row says why and how to raise the limit);
+    --max-pixels sets the limit."""
+    from test_decoding import png_bomb
+    png_bomb(photos / "i_bomb.png")
+    oracle_orienter = O.Orienter(SkyOracle(), (0.5,) * 3, (0.25,) * 3, name="sky-oracle")
+    monkeypatch.setattr(O.Orienter, "from_file", classmethod(lambda cls, *a, **k: oracle_orienter))
+    assert main(["orient", str(photos), "--model", "oracle.pt"]) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.startswith("i_bomb.png"))
+    assert "skipped: too large" in row and "30000x30000" in row and "89,478,485" in row and "--max-pixels N" in row
+    assert "9 files: 2 upright, 3 rotated" in text and "3 skipped" in text
+    assert main(["orient", str(photos), "--model", "oracle.pt", "--max-pixels", "1000"]) == 0
+    text = capsys.readouterr().out
+    assert "9 files: 0 upright, 0 rotated (0 corrected copies written), 0 unsure (left alone), 9 skipped" in text
+    assert main(["orient", str(photos), "--model", "oracle.pt", "--max-pixels", "-1"]) == 2
+
+
+def test_symlink_loops_in_the_input_are_not_followed(oracle, tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    save(src / "sub" / "x.png", turned(upright(), 1))
+    (src / "sub" / "loop").symlink_to("..")
+    (src / "self.png").symlink_to("self.png")
+    results = O.orient_paths(oracle, src, recursive=True)
+    assert [(r.path, r.turn) for r in results] == [("sub/x.png", 90)]

@@ -1,0 +1,45 @@
+"""Batches of an :class:`~rotlib.data.ImageData` and their augmentation, on the whole batch at once."""
+from __future__ import annotations
+
+import torch
+
+from ..checks import whole_number
+from .imagedata import ImageData
+
+
+def batches(data: ImageData, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+            drop_last: bool = False):
+    """Yield (uint8 images, labels) batches; shuffled by ``generator`` when asked."""
+    batch_size = whole_number(batch_size, "batch_size")
+    n = len(data)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        idx = order[start:start + batch_size]
+        yield data.images[idx], data.labels[idx]
+
+
+def augment(images: torch.Tensor, padding: int = 4, flip: bool = True,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, for a whole batch at once.
+
+    The official CIFAR-10 training augmentation (RandomCrop(32, padding=4) +
+    RandomHorizontalFlip), vectorised over the batch with index arithmetic.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"augment expects a batch (N, C, H, W), got shape {tuple(images.shape)}")
+    padding = whole_number(padding, "padding", minimum=0)
+    n, c, h, w = images.shape
+    dev = images.device
+    if padding:
+        padded = torch.nn.functional.pad(images, (padding,) * 4)
+        oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
+        ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
+        rows = (oy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
+        cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, None, :]
+        images = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+                        rows, cols]
+    if flip:
+        mask = (torch.rand(n, generator=generator) < 0.5).to(dev)
+        images = torch.where(mask[:, None, None, None], images.flip(-1), images)
+    return images
