@@ -32,7 +32,7 @@ def _profile(args):
                if v is not None}
     if args.from_scratch:
         changes["folder_start"] = "scratch"
-    profile = get_profile(args.profile, args.dataset, args.device, **changes)
+    profile = get_profile(args.profile, args.dataset, args.device, **changes).with_settings(args.set or [])
     if args.epochs is not None:          # a folder fine-tuned from the shipped RotNet counts fine-tuning epochs
         fine_tune = profile.dataset.startswith("folder:") and profile.folder_start == "shipped"
         profile = profile.replace(**{"finetune_epochs" if fine_tune else "rotnet_epochs": args.epochs})
@@ -156,6 +156,9 @@ def main(argv=None) -> int:
         p.add_argument("--n-train", dest="n_train", type=_at_least(1),
                        help="use a random subset of this many training images")
         p.add_argument("--seed", type=_at_least(0), default=0)
+        p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                       help="any other profile setting (rotlib.profiles.Profile), e.g. --set lr=0.05 --set "
+                            "augment=false; repeatable")
         p.add_argument("--out", help="where to write the JSON (reproduce: a folder)")
         if name == "evaluate":
             p.add_argument("--classifier", choices=["linear", "nonlinear", "conv"], default="nonlinear")

@@ -59,7 +59,8 @@ def locked(lock_path, on_wait=None):
 
 def update_json(path, key: str, value) -> None:
     """Set ``key`` to ``value`` in the JSON object stored at ``path`` (created if missing), keys sorted, under a lock
-    and written atomically: two notebooks recording at once lose nothing (the results and verdicts files)."""
+    and written atomically: two notebooks recording at once lose nothing (the results and verdicts files).
+    A callable ``value`` is given the stored value (None when there is none) and returns the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path.with_name(path.name + ".lock")):
@@ -68,5 +69,5 @@ def update_json(path, key: str, value) -> None:
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON ({err}); restore it with `git checkout -- {path}` "
                              "or delete it and re-run the notebooks") from None
-        data[key] = value
+        data[key] = value(data.get(key)) if callable(value) else value
         write_text_atomic(path, json.dumps(dict(sorted(data.items())), indent=1) + "\n")

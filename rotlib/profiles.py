@@ -6,7 +6,8 @@ override the defaults without editing the notebook.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import json
+from dataclasses import asdict, dataclass, fields, replace
 
 from .settings import current
 from .checks import PRECISIONS, fractions, optional_whole_number, positive_number, whole_number
@@ -87,6 +88,22 @@ class Profile:
 
     def replace(self, **changes) -> "Profile":
         return replace(self, **changes)
+
+    def with_settings(self, settings) -> "Profile":
+        """The profile with ``FIELD=VALUE`` settings applied (the command line's ``--set``): every field can be set.
+        VALUE is read as JSON where it parses (``32``, ``0.05``, ``true``, ``null``, ``[0, 1]``), else as text."""
+        names = {f.name for f in fields(self)}
+        changes = {}
+        for item in settings:
+            field_name, sep, text = item.partition("=")
+            if not sep or field_name not in names:
+                raise ValueError(f"--set wants FIELD=VALUE with FIELD one of {sorted(names)}; got {item!r}")
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = text
+            changes[field_name] = tuple(value) if isinstance(value, list) else value
+        return self.replace(**changes)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -24,11 +24,13 @@ from . import paper as P
 from .profiles import Profile
 from .train import pick_device
 
+TABLE3_ROWS = {"supervised NIN": "supervised", "random init + conv": "random_conv",
+               "RotNet + non-linear": "rotnet_nonlinear", "RotNet + conv": "rotnet_conv"}
+# the paper's numbers, by table and row as printed here, from the one copy in rotlib.paper
 PAPER = {
-    "table1": {"conv1": 85.07, "conv2": 89.06, "conv3": 86.21, "conv4": 61.73},
-    "table2": {"4": 89.06, "8": 88.51, "2-0/180": 87.46, "2-90/270": 85.52},
-    "table3": {"supervised NIN": 92.80, "random init + conv": 72.50, "RotNet + non-linear": 89.06,
-               "RotNet + conv": 91.16},
+    "table1": {f"conv{b}": P.PAPER[f"table1.nonlinear.rotnet.conv{b}"] for b in range(1, 5)},
+    "table2": {s: P.PAPER[f"table2.{s}"] for s in ("4", "8", "2-0/180", "2-90/270")},
+    "table3": {row: P.PAPER[f"table3.{key}"] for row, key in TABLE3_ROWS.items()},
 }
 
 
@@ -67,8 +69,7 @@ def reproduce(profile: Profile, out_dir: Path = Path("results"), seed: int = 0, 
     table2 = {name: e["value"] for name, e in P.table2(profile, notebook="reproduce").items()
               if not name.startswith("rotation_accuracy")}
     t3 = P.table3(profile, notebook="reproduce")
-    table3 = {"supervised NIN": t3["supervised"]["value"], "random init + conv": t3["random_conv"]["value"],
-              "RotNet + non-linear": t3["rotnet_nonlinear"]["value"], "RotNet + conv": t3["rotnet_conv"]["value"]}
+    table3 = {row: t3[key]["value"] for row, key in TABLE3_ROWS.items()}
     device = pick_device(dist.local_device(profile.device))
     results = {"profile": profile.as_dict(), "seed": seed, "table1": table1, "table2": table2, "table3": table3,
                "rotation_accuracy": rot_acc["value"],

@@ -111,7 +111,11 @@ def record(name: str, values, profile, notebook: str, paper: float | None = None
     entry["tol"] = max(tolerance(entry), tol or 0.0)
     if not is_main():                        # under torchrun only rank 0 writes
         return Entry(entry)
-    update_json(results_path(entry["profile"], record_dir()), name, entry)
+
+    def merged(old: dict | None) -> dict:        # every notebook that measured it (a markdown cell may quote it)
+        before = (old or {}).get("notebooks", [old["notebook"]] if old else [])
+        return {**entry, "notebooks": sorted({*before, notebook})}
+    update_json(results_path(entry["profile"], record_dir()), name, merged)
     return Entry(entry)
 
 
@@ -285,17 +289,39 @@ def check_text(results: dict, text: str, where: str) -> list[str]:
             if not _matches(results, m.group(1), m.group(2), m.group(3), m.group(4))]
 
 
+NOTEBOOK_REFERENCE = re.compile(r"\bnotebooks? ((?:\d+(?:, | and | or |-|–)?)+)")
+
+
+def quoted_from(text: str, own: str) -> set[str]:
+    """The notebooks whose numbers a markdown cell may quote: its own, and every "notebook N" it names."""
+    named = {f"{int(n):02d}" for m in NOTEBOOK_REFERENCE.finditer(text) for n in re.findall(r"\d+", m.group(1))}
+    return {own} | named
+
+
 def check_notebooks(results: dict, notebooks, verdicts: dict | None = None) -> list[str]:
-    """Every ``mean ± std`` in a stored notebook (markdown and outputs) must be a recorded quantity, and every
-    verdict its markdown states the word the rule gave (:func:`rotlib.verdicts.check_markdown`)."""
+    """Every ``mean ± std`` in a stored notebook must be a recorded quantity, and every verdict its markdown states
+    the word the rule gave (:func:`rotlib.verdicts.check_markdown`).
+
+    A pair in a markdown cell (written by hand, so it can go stale) must be a quantity recorded by this notebook
+    or by a notebook the cell names ("as notebook 3 measured, ..."), not merely some quantity of the series; a pair
+    in an output was printed by the code from the results, and may be any recorded quantity."""
     from .verdicts import check_markdown
     problems = []
     for nb_path in notebooks:
         nb = json.loads(Path(nb_path).read_text())
+        own = Path(nb_path).name[:2]
         for i, cell in enumerate(nb["cells"]):
-            texts = ["".join(cell.get("source", ""))] if cell["cell_type"] == "markdown" else []
-            if texts and verdicts is not None:
-                problems += check_markdown(texts[0], verdicts, f"{Path(nb_path).name} cell {i}")
+            if cell["cell_type"] == "markdown":
+                source = "".join(cell.get("source", ""))
+                if verdicts is not None:
+                    problems += check_markdown(source, verdicts, f"{Path(nb_path).name} cell {i}")
+                allowed = quoted_from(source, own)
+                problems += check_text({k: e for k, e in results.items()
+                                        if allowed & set(e.get("notebooks", [e.get("notebook")]))}, source,
+                                       f"{Path(nb_path).name} cell {i} (quoting notebooks {sorted(allowed)})")
+            texts = []
+            if cell["cell_type"] == "markdown" and ("VERDICT" in source or "TODO" in source):
+                problems.append(f"{Path(nb_path).name} cell {i}: an unfilled placeholder (VERDICT/TODO)")
             for out in cell.get("outputs", []):
                 texts.append("".join(out.get("text", "")))
                 texts += ["".join(v) for k, v in out.get("data", {}).items() if k in ("text/plain", "text/markdown")]

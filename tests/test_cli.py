@@ -56,3 +56,19 @@ def test_cli_per_class_beyond_the_data_fails_before_training(tiny, cache, capsys
 def test_profile_refuses_bad_values(change, message):
     with pytest.raises(ValueError, match=message):
         get_profile("quick", **change)
+
+
+def test_every_profile_setting_can_be_set_from_the_command_line(tiny, tmp_path):
+    out = tmp_path / "train.json"
+    assert main(["train", "--dataset", "cifar10", "--profile", "quick", "--width", "8", "--blocks", "3",
+                 "--epochs", "1", "--device", "cpu", "--set", "lr=0.05", "--set", "augment=false",
+                 "--set", "rotnet_milestones=[0.5]", "--out", str(out)]) == 0
+    profile = json.loads(out.read_text())["profile"]
+    assert (profile["lr"], profile["augment"], profile["rotnet_milestones"]) == (0.05, False, [0.5])
+
+
+@pytest.mark.parametrize("setting,message", [("nonsense=1", "FIELD one of"), ("lr", "FIELD=VALUE"),
+                                             ("lr=-1", "lr"), ("width=wide", "width")])
+def test_a_bad_setting_is_refused_with_the_fields_named(setting, message, capsys):
+    assert main(["train", "--set", setting]) == 2
+    assert message in capsys.readouterr().err

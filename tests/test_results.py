@@ -61,13 +61,33 @@ def _notebook(path, markdown, output):
 
 
 def test_check_notebooks_finds_numbers_not_in_the_file(tmp_path):
-    results = {"x": {"value": 59.04, "std": 0.42}, "g": {"value": 11.4, "std": 0.3}}
-    good = _notebook(tmp_path / "good.ipynb", "RotNet 59.0 ± 0.4 beats random by 11.4 ± 0.3 points",
+    results = {"x": {"value": 59.04, "std": 0.42, "notebook": "03"}, "g": {"value": 11.4, "std": 0.3, "notebook": "03"}}
+    good = _notebook(tmp_path / "03_good.ipynb", "RotNet 59.0 ± 0.4 beats random by 11.4 ± 0.3 points",
                      "x: 59.04 ± 0.42 (n=2)")
     assert R.check_notebooks(results, [good]) == []
-    bad = _notebook(tmp_path / "bad.ipynb", "RotNet 59.1 ± 0.4", "x: 59.04 ± 0.52")
+    bad = _notebook(tmp_path / "03_bad.ipynb", "RotNet 59.1 ± 0.4", "x: 59.04 ± 0.52")
     problems = R.check_notebooks(results, [bad])
     assert len(problems) == 2 and "59.1 ± 0.4" in problems[0] + problems[1]
+
+
+def test_markdown_quotes_only_its_own_notebooks_numbers_or_a_named_ones(tmp_path):
+    """A hand-written number must be the notebook's own quantity, or one of a notebook the cell names: a pair that
+    happens to equal some other notebook's quantity is not enough."""
+    results = {"mine": {"value": 50.0, "std": 1.0, "notebook": "02"},
+               "theirs": {"value": 61.26, "std": 1.21, "notebook": "06", "notebooks": ["03", "06"]}}
+    unnamed = _notebook(tmp_path / "02_a.ipynb", "ours 50.0 ± 1.0, and 61.26 ± 1.21", "")
+    assert [p for p in R.check_notebooks(results, [unnamed]) if "61.26" in p]
+    named = _notebook(tmp_path / "02_b.ipynb", "ours 50.0 ± 1.0, and 61.26 ± 1.21 in notebook 3", "")
+    assert R.check_notebooks(results, [named]) == []
+    printed = _notebook(tmp_path / "02_c.ipynb", "ours", "61.26 ± 1.21")       # outputs come from the code
+    assert R.check_notebooks(results, [printed]) == []
+
+
+def test_a_quantity_remembers_every_notebook_that_recorded_it(results_dir):
+    profile = get_profile("quick")
+    R.record("q", [1.0, 2.0], profile, "02")
+    R.record("q", [1.0, 2.0], profile, "06")
+    assert R.load("quick", results_dir)["q"]["notebooks"] == ["02", "06"]
 
 
 def test_readme_table_is_generated_and_spliced(results_dir, tmp_path):
@@ -123,7 +143,7 @@ def test_a_notebook_run_by_hand_writes_only_scratch(tmp_path, monkeypatch):
     results/scratch/; only make notebooks (ROTLIB_RESULTS=results) writes the committed files."""
     from rotlib import verdicts as V
     monkeypatch.delenv("ROTLIB_RESULTS", raising=False)
-    monkeypatch.setattr(R, "ROOT", tmp_path)
+    monkeypatch.setenv("ROTLIB_HOME", str(tmp_path))
     quick = get_profile("quick")
     a = R.record("table2.4", [60.0, 61.0, 62.0], quick, "06")
     V.state(a, R.record("table2.8", [55.0, 56.0, 57.0], quick, "06"), paired=True, claim="higher")

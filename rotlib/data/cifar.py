@@ -87,7 +87,9 @@ def load_cifar10_5k(split: str = "train", root=None) -> ImageData:
     if not path.exists():
         raise DatasetNotFoundError(
             f"{path} is missing. It ships with the project: restore it with `git checkout -- data/cifar10-5k`, "
-            "or rebuild it from the full CIFAR-10 with rotlib.data.cifar10_5k_indices(split).")
+            "or rebuild it from the full CIFAR-10 with rotlib.data.cifar10_5k_indices(split). rotlib looks for the "
+            "project in $ROTLIB_HOME, else in the checkout it is imported or run from: with rotlib installed "
+            "elsewhere, run it from inside the checkout or set ROTLIB_HOME=/path/to/the/checkout.")
     with np.load(path) as f:
         images, labels = f["images"], f["labels"]
     if images.shape[1:] != (32, 32, 3) or images.dtype != np.uint8 or len(images) != len(labels):
