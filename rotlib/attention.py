@@ -181,26 +181,6 @@ def with_padding(model, mode: str = "replicate"):
 KINDS = ("rotnet", "supervised", "random")
 
 
-def _record_kinds(per_seed: dict, prefix: str, profile, notebook: str, unit: str, gaps: bool = True) -> dict:
-    """Record ``{kind: [per-seed dicts of {key: value}]}`` as ``<prefix>.<kind>.<key>``, and RotNet minus each
-    other kind, seed by seed (the same seed index), as ``gap.<prefix>.rotnet_minus_<kind>.<key>``."""
-    from . import results as R
-    out = {}
-    for kind, runs in per_seed.items():
-        for key in runs[0]:
-            out[f"{kind}.{key}"] = R.record(f"{prefix}.{kind}.{key}", [r[key] for r in runs], profile, notebook,
-                                            unit=unit)
-    if gaps and "rotnet" in per_seed:
-        for kind in per_seed:
-            if kind == "rotnet":
-                continue
-            for key in per_seed["rotnet"][0]:
-                diffs = [a[key] - b[key] for a, b in zip(per_seed["rotnet"], per_seed[kind])]
-                out[f"gap.{kind}.{key}"] = R.record(f"gap.{prefix}.rotnet_minus_{kind}.{key}", diffs, profile,
-                                                    notebook, unit=unit)
-    return out
-
-
 def measure_equivariance(nets: dict, images: torch.Tensor, profile, blocks, ps=(1, 2, 4), interior_p: float = 2,
                          notebook: str = "04") -> dict:
     """:func:`equivariance_scores` x 100 of every network of every seed, recorded per block and p.
@@ -219,7 +199,8 @@ def measure_equivariance(nets: dict, images: torch.Tensor, profile, blocks, ps=(
             run.update({f"{b}.p{interior_p:g}.interior": 100 * s[(b, interior_p, "interior")] for b in blocks})
             runs.append(run)
         per_seed[kind] = runs
-    return _record_kinds(per_seed, "equivariance", profile, notebook, unit="r x 100")
+    from . import results as R
+    return R.record_kinds(per_seed, "equivariance", profile, notebook, unit="r x 100")
 
 
 def measure_border(nets: dict, images: torch.Tensor, data, profile, blocks, p: float = 2,
@@ -246,4 +227,5 @@ def measure_border(nets: dict, images: torch.Tensor, data, profile, blocks, p: f
                 run[f"{b}.no_zero_padding"] = 100 * border_share(attention_map(unpadded[b], p)).mean().item()
             runs.append(run)
         per_seed[kind] = runs
-    return _record_kinds(per_seed, "border", profile, notebook, unit="%")
+    from . import results as R
+    return R.record_kinds(per_seed, "border", profile, notebook, unit="%")

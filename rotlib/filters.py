@@ -174,18 +174,4 @@ def measure_filters(nets: dict, profile, inits: dict | None = None, notebook: st
             runs.append(run)
         per_seed[kind] = runs
     unit = {k: "%" for k in (*PERCENT, "init_similarity")} | {"orientation_entropy": "bits", "entropy_all": "bits"}
-    out = {}
-    for kind, runs in per_seed.items():
-        for key in runs[0]:
-            out[f"{kind}.{key}"] = R.record(f"filters.{kind}.{key}", [r[key] for r in runs], profile, notebook,
-                                            unit=unit[key])
-    for kind in per_seed:
-        if kind == "rotnet" or "rotnet" not in per_seed:
-            continue
-        for key in per_seed["rotnet"][0]:
-            if key not in per_seed[kind][0]:
-                continue
-            diffs = [a[key] - b[key] for a, b in zip(per_seed["rotnet"], per_seed[kind])]
-            out[f"gap.{kind}.{key}"] = R.record(f"gap.filters.rotnet_minus_{kind}.{key}", diffs, profile, notebook,
-                                                unit=unit[key])
-    return out
+    return R.record_kinds(per_seed, "filters", profile, notebook, unit=unit)

@@ -119,6 +119,26 @@ def record(name: str, values, profile, notebook: str, paper: float | None = None
     return Entry(entry)
 
 
+def record_kinds(per_seed: dict, prefix: str, profile, notebook: str, unit="%") -> dict:
+    """Record ``{kind: [per-seed dicts of {key: value}]}`` as ``<prefix>.<kind>.<key>``, and RotNet minus each other
+    kind, seed by seed (the same seed index), as ``gap.<prefix>.rotnet_minus_<kind>.<key>`` (for the keys both
+    have). ``unit``: one unit, or ``{key: unit}``. Returns the entries by ``<kind>.<key>`` and ``gap.<kind>.<key>``."""
+    unit_of = unit.get if isinstance(unit, dict) else (lambda key: unit)
+    out = {}
+    for kind, runs in per_seed.items():
+        for key in runs[0]:
+            out[f"{kind}.{key}"] = record(f"{prefix}.{kind}.{key}", [r[key] for r in runs], profile, notebook,
+                                          unit=unit_of(key))
+    for kind in per_seed:
+        if kind == "rotnet" or "rotnet" not in per_seed:
+            continue
+        for key in (k for k in per_seed["rotnet"][0] if k in per_seed[kind][0]):
+            diffs = [a[key] - b[key] for a, b in zip(per_seed["rotnet"], per_seed[kind])]
+            out[f"gap.{kind}.{key}"] = record(f"gap.{prefix}.rotnet_minus_{kind}.{key}", diffs, profile, notebook,
+                                              unit=unit_of(key))
+    return out
+
+
 # ---------------------------------------------------------------- the README's table
 # (row label, quantity names joined by " / ") in reading order; rows whose quantities are all absent are skipped.
 README_ROWS = [
