@@ -239,9 +239,10 @@ def main():
         return
     if args.passes < 1 or args.rounds < 1:
         raise SystemExit("--passes and --rounds must be at least 1")
+    from rotlib.shipped import machine
     device = "cpu"                               # issue 15 is about the CPU step; the workers train on the CPU
     started = time.time()
-    report = {"device": device, "cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+    report = {"device": device, "cpu": machine()["cpu"], "cores": os.cpu_count(), "python": platform.python_version(),
               "passes": args.passes, "rounds": args.rounds,
               "matmul_tflops_2048": {d: round(matmul_tflops(d), 3) for d in ("bfloat16", "float32")}, "models": {}}
     print(f"matrix multiply 2048^3 on this machine: {report['matmul_tflops_2048']} TFLOP/s", flush=True)
@@ -351,16 +352,6 @@ def markdown(report: dict) -> str:
     lines += ["", f"Matrix multiply (2048³) on this machine: bf16 {mm.get('bfloat16')} TFLOP/s, fp32 {mm.get('float32')} "
               f"TFLOP/s ({report['cpu']}, {report['cores']} cores)."]
     return "\n".join(lines)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

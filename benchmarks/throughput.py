@@ -2,12 +2,15 @@
 
 Baseline (as in gidariss/FeatureLearningRotNet's dataloader): a Dataset that
 rotates each sample on its own (numpy flip/transpose), normalises it, and a
-DataLoader that collates the 4 copies; fp32, default memory format.
-rotlib: uint8 images held as one tensor, normalised and rotated per batch,
-with bf16 autocast and/or channels_last where they help.
+DataLoader that collates the 4 copies; fp32, default memory format. It is
+written here by hand because it is the thing compared against.
+rotlib: :func:`rotlib.train.fit` itself (not a copy of its loop) on uint8
+images held as one tensor, normalised and rotated per batch, with bf16
+autocast and/or channels_last.
 
 Counts images per second with rotated copies counted (a batch of B images
-is 4B inputs). Writes benchmarks/results-<device>.json.
+is 4B inputs), after the first epoch of ``--steps`` steps (a warm-up), over
+the next two. Writes benchmarks/results-<device>.json.
 
     python benchmarks/throughput.py [--device cpu|cuda] [--steps N] [--compile]
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -23,8 +26,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rotlib import NetworkInNetwork, rotate_batch
-from rotlib.train import amp_dtype
+from rotlib import NetworkInNetwork
+from rotlib.data import ImageData
+from rotlib.shipped import machine
+from rotlib.train import RotationTask, TrainConfig, emulated_bf16, fit, resolve_precision
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_smoke import epoch_timer  # noqa: E402
 
 MODELS = {"paper NIN (w192, 4 blocks, 32x32 RGB)": dict(width=192, blocks=4, channels=3, size=32, batch=32),
           "quick NIN (w64, 4 blocks, 28x28 gray)": dict(width=64, blocks=4, channels=1, size=28, batch=64)}
@@ -47,51 +55,48 @@ class PerSampleRotations(torch.utils.data.Dataset):
         return (x - 0.5) / 0.25, torch.arange(4)
 
 
-def _step(model, opt, x, y, dtype, device):
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        loss = F.cross_entropy(model(x).float(), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
-def bench(spec, device, variant, steps, warmup=2):
+def _baseline(spec, device, steps, warmup=2) -> float:
+    """The original code's pipeline: per-sample rotation in a Dataset, fp32, default memory format."""
     torch.manual_seed(0)
     c, s, b = spec["channels"], spec["size"], spec["batch"]
     images = np.random.default_rng(0).integers(0, 256, (b * (steps + warmup), c, s, s), dtype=np.uint8)
-    model = NetworkInNetwork(spec["blocks"], spec["width"], c, 4).to(device)
-    cl = variant.get("channels_last", False)
-    if cl:
-        model = model.to(memory_format=torch.channels_last)
-    if variant.get("compile"):
-        model = torch.compile(model)
+    model = NetworkInNetwork(spec["blocks"], spec["width"], c, 4).to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    dtype = amp_dtype(device, "bf16") if variant.get("bf16") else None
-    if variant["pipeline"] == "baseline":
-        loader = torch.utils.data.DataLoader(PerSampleRotations(images), batch_size=b, shuffle=True)
-
-        def batches():
-            for x, y in loader:
-                yield x.view(-1, c, s, s).to(device), y.view(-1).to(device)
-    else:
-        held = torch.from_numpy(images)
-
-        def batches():
-            order = torch.randperm(len(held))
-            for i in range(0, len(held), b):
-                u8 = held[order[i:i + b]].to(device)
-                x, y = rotate_batch((u8.float() / 255 - 0.5) / 0.25, "4")
-                yield (x.contiguous(memory_format=torch.channels_last) if cl else x), y
-    model.train()
-    for i, (x, y) in enumerate(batches()):
+    loader = torch.utils.data.DataLoader(PerSampleRotations(images), batch_size=b, shuffle=True)
+    for i, (x, y) in enumerate(loader):
         if i == warmup:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            _sync(device)
             t0 = time.perf_counter()
-        _step(model, opt, x, y, dtype, device)
+        loss = F.cross_entropy(model(x.view(-1, c, s, s).to(device)), y.view(-1).to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _sync(device)
+    return 4 * b * steps / (time.perf_counter() - t0)
+
+
+def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return 4 * b * steps / (time.perf_counter() - t0)
+
+
+def _rotlib(spec, device, variant, steps, epochs=3) -> float:
+    """rotlib's own training loop, :func:`rotlib.train.fit`, timed from the end of its first epoch."""
+    torch.manual_seed(0)
+    c, s, b = spec["channels"], spec["size"], spec["batch"]
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (b * steps, c, s, s), dtype=np.uint8))
+    data = ImageData(images, torch.zeros(len(images), dtype=torch.long), ["image"], (0.5,) * c, (0.25,) * c)
+    model = NetworkInNetwork(spec["blocks"], spec["width"], c, 4)
+    cfg = TrainConfig(epochs=epochs, batch_size=b, lr=0.01, precision="bf16" if variant.get("bf16") else "fp32",
+                      channels_last=variant.get("channels_last", False))
+    ends, timestamp = epoch_timer(device)
+    fit(model, data, RotationTask(data.normalize, "4"), cfg, device=device, progress=False, log=lambda m: None,
+        on_epoch_end=timestamp, compile=variant.get("compile", False))
+    return 4 * b * steps * (len(ends) - 1) / (ends[-1] - ends[0])
+
+
+def bench(spec, device, variant, steps) -> float:
+    return _baseline(spec, device, steps) if variant["pipeline"] == "baseline" else _rotlib(spec, device, variant, steps)
 
 
 VARIANTS = {
@@ -115,9 +120,11 @@ def main():
     if args.compile:
         variants["rotlib + bf16 + channels_last + compile"] = {"pipeline": "rotlib", "bf16": True,
                                                                "channels_last": True, "compile": True}
-    if amp_dtype(device, "auto") is None:
+    try:                                   # bf16 runs on every CPU (emulated where it is not native), not on old GPUs
+        resolve_precision(device, "bf16")
+    except ValueError:
         variants = {k: v for k, v in variants.items() if not v.get("bf16")}
-    results = {"device": str(device), "cpu": platform.processor() or platform.machine(),
+    results = {"device": str(device), "machine": machine(), "emulated_bf16": emulated_bf16(device, "bf16"),
                "threads": torch.get_num_threads(), "torch": torch.__version__, "steps": args.steps, "models": {}}
     t_start = time.time()
     for name, spec in MODELS.items():

@@ -5,7 +5,8 @@ A thin helper package for the RotNet notebook series; see README.md.
 from .rotations import ROTATION_SETS, random_rotation, rotate, rotate_batch, rotate_by_angle, rotation_angles
 from .models import ConvClassifier, LinearClassifier, NetworkInNetwork, NonLinearClassifier, count_parameters
 from .data import DatasetNotFoundError, ImageData, load_dataset
-from .train import CheckpointMismatchError, TrainConfig, fit, pick_device
+from .checkpoints import CheckpointMismatchError
+from .train import TrainConfig, fit, pick_device
 from .profiles import Profile, get_profile
 from .attention import attention_map, equivariance_score
 from .memory import keep_freed_memory

@@ -183,13 +183,21 @@ KINDS = ("rotnet", "supervised", "random")
 
 def measure_equivariance(nets: dict, images: torch.Tensor, profile, blocks, ps=(1, 2, 4), interior_p: float = 2,
                          notebook: str = "04") -> dict:
-    """:func:`equivariance_scores` x 100 of every network of every seed, recorded per block and p.
+    """:func:`equivariance_per_seed`, recorded per block and p (:func:`rotlib.results.record_kinds`).
 
     ``nets``: ``{kind: [one model per seed]}`` with kinds among :data:`KINDS`, seeds in the same order.
     Keys of the result (and recorded names after ``equivariance.``): ``<kind>.<block>.p<p>``, the
     interior-only score ``<kind>.<block>.p<interior_p>.interior``, and ``gap.<kind>.<block>.p<p>`` for
     RotNet minus ``kind``, seed by seed. Scores are Pearson r x 100 (1.00 = 100).
     """
+    from . import results as R
+    return R.record_kinds(equivariance_per_seed(nets, images, blocks, ps, interior_p), "equivariance", profile,
+                          notebook, unit="r x 100")
+
+
+def equivariance_per_seed(nets: dict, images: torch.Tensor, blocks, ps=(1, 2, 4), interior_p: float = 2) -> dict:
+    """``{kind: [one {"<block>.p<p>": score x 100, "<block>.p<interior_p>.interior": ...} per seed]}``: measured,
+    not recorded."""
     per_seed = {}
     for kind, models in nets.items():
         runs = []
@@ -199,8 +207,7 @@ def measure_equivariance(nets: dict, images: torch.Tensor, profile, blocks, ps=(
             run.update({f"{b}.p{interior_p:g}.interior": 100 * s[(b, interior_p, "interior")] for b in blocks})
             runs.append(run)
         per_seed[kind] = runs
-    from . import results as R
-    return R.record_kinds(per_seed, "equivariance", profile, notebook, unit="r x 100")
+    return per_seed
 
 
 def measure_border(nets: dict, images: torch.Tensor, data, profile, blocks, p: float = 2,
@@ -213,6 +220,13 @@ def measure_border(nets: dict, images: torch.Tensor, data, profile, blocks, p: f
     ``gap.<kind>.<key>`` for RotNet minus ``kind``, seed by seed.
     Compare with :func:`uniform_border_share` (43.75% for the default ring).
     """
+    from . import results as R
+    return R.record_kinds(border_per_seed(nets, images, data, blocks, p), "border", profile, notebook, unit="%")
+
+
+def border_per_seed(nets: dict, images: torch.Tensor, data, blocks, p: float = 2) -> dict:
+    """``{kind: [one {"<block>": %, "<block>.mean_image": %, "<block>.no_zero_padding": %} per seed]}``: measured,
+    not recorded (see :func:`measure_border`)."""
     grey = mean_image(data)
     per_seed = {}
     for kind, models in nets.items():
@@ -227,5 +241,4 @@ def measure_border(nets: dict, images: torch.Tensor, data, profile, blocks, p: f
                 run[f"{b}.no_zero_padding"] = 100 * border_share(attention_map(unpadded[b], p)).mean().item()
             runs.append(run)
         per_seed[kind] = runs
-    from . import results as R
-    return R.record_kinds(per_seed, "border", profile, notebook, unit="%")
+    return per_seed

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from . import shipped
 from .settings import current
 from .distributed import barrier, is_distributed, is_main, on_main, world_size
 from .files import can_lock, locked, write_text_atomic
-from .train import architecture, load_checkpoint, load_weights, save_atomic, set_aside
+from .checkpoints import architecture, load_checkpoint, load_weights, save_atomic, set_aside
 
 def cache_dir() -> Path:
     """``$ROTLIB_CACHE``, else ``cache/`` in the project folder (:mod:`rotlib.settings`)."""

@@ -160,6 +160,12 @@ def measure_filters(nets: dict, profile, inits: dict | None = None, notebook: st
     a conv followed by batch norm can rescale its weights freely.
     """
     from . import results as R
+    unit = {k: "%" for k in (*PERCENT, "init_similarity")} | {"orientation_entropy": "bits", "entropy_all": "bits"}
+    return R.record_kinds(filters_per_seed(nets, inits), "filters", profile, notebook, unit=unit)
+
+
+def filters_per_seed(nets: dict, inits: dict | None = None) -> dict:
+    """``{kind: [one {stat: value} per seed]}`` of :func:`measure_filters`: measured, not recorded."""
     per_seed = {}
     for kind, models in nets.items():
         runs = []
@@ -173,5 +179,4 @@ def measure_filters(nets: dict, profile, inits: dict | None = None, notebook: st
                                                                                      dim=0).item()
             runs.append(run)
         per_seed[kind] = runs
-    unit = {k: "%" for k in (*PERCENT, "init_similarity")} | {"orientation_entropy": "bits", "entropy_all": "bits"}
-    return R.record_kinds(per_seed, "filters", profile, notebook, unit=unit)
+    return per_seed

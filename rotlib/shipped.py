@@ -85,7 +85,7 @@ def find(stem: str) -> Path | None:
 
 def load_state(path: Path) -> dict:
     """A shipped file's saved state; an unreadable one is refused and left where it is (never set aside)."""
-    from .train import load_checkpoint
+    from .checkpoints import load_checkpoint
     state = load_checkpoint(path, set_aside_unreadable=False)
     if state is None:
         raise ShippedModelError(f"{path} is unreadable; restore it with `git checkout -- {path}`")
@@ -204,7 +204,7 @@ def snapshot_epochs(profile) -> list[int]:
 def snapshotter(profile, seed: int):
     """An ``on_epoch_end`` that keeps the weights after each of :func:`snapshot_epochs` (Fig. 5(a)), each with a
     small manifest (``<name>.json``: epoch, seed, the model it leads to, sha256)."""
-    from .train import architecture, save_atomic
+    from .checkpoints import architecture, save_atomic
     from . import experiments as E
     final = E.rotnet_spec(profile, seed=seed).stem
 

@@ -12,11 +12,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
-import pickle
 import random
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -26,8 +24,8 @@ from tqdm.auto import tqdm
 
 from . import data as D
 from . import distributed as dist
+from .checkpoints import architecture, load_checkpoint, load_weights, save_atomic
 from .checks import PRECISIONS, fractions, positive_number, whole_number
-from .files import write_atomic
 from .settings import current
 from .rotations import random_rotation, rotate_batch, rotation_angles
 
@@ -55,8 +53,8 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
     capability 8.0 and up), else fp16 with loss scaling on CUDA GPUs with tensor cores (7.x: V100, T4), else
     fp32. ``torch.cuda.is_bf16_supported()`` alone also counts emulated bf16, which is slow, so it is asked
     with ``including_emulation=False``. An explicit request the hardware cannot honour is refused, never
-    silently replaced, but for bf16 on a CPU without it: that runs (emulated, slower) with a warning, so the quick
-    profile's pinned bf16 works on every CPU.
+    silently replaced, but for bf16 on a CPU without it: that runs emulated (:func:`fit` warns when it trains so),
+    so the quick profile's pinned bf16, and so its models' keys, are the same on every CPU.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -72,10 +70,7 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
     if precision == "auto":
         return "bf16" if bf16 else "fp16" if fp16 else "fp32"
     if precision == "bf16" and not bf16 and device.type == "cpu":
-        warnings.warn(f"precision 'bf16' on a CPU without native bf16 (AVX-512 BF16 or AMX) is emulated and may be "
-                      "much slower; the shipped models were trained in bf16, so loading them is unaffected. To train "
-                      "faster here, use precision='fp32' (its models get keys of their own)", stacklevel=2)
-        return "bf16"
+        return "bf16"   # emulated; fit() says so when it trains (a key or a loaded model needs no warning)
     if precision == "bf16" and not bf16:
         raise ValueError(f"precision 'bf16' requested, but {device} has no native bf16 (it would be emulated, "
                          "slowly); use precision='auto' (fp16 with loss scaling on a GPU with tensor cores, "
@@ -84,6 +79,12 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
         raise ValueError(f"precision 'fp16' requested, but {device} is not a CUDA GPU with tensor cores "
                          "(compute capability 7.0 or higher); use 'auto', 'bf16' (CPUs with bf16) or 'fp32'")
     return precision
+
+
+def emulated_bf16(device: torch.device, precision: str) -> bool:
+    """True when ``precision`` resolves to bf16 on a CPU without native bf16 (no AVX-512 BF16 or AMX)."""
+    return (device.type == "cpu" and resolve_precision(device, precision) == "bf16"
+            and not torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}   # resolved precision -> dtype
@@ -159,67 +160,6 @@ class TensorData:
         return len(self.images)
 
 
-# ---------------------------------------------------------------- checkpoints
-class CheckpointMismatchError(RuntimeError):
-    """A checkpoint does not fit the model it is loaded into."""
-
-
-def save_atomic(obj, path) -> None:
-    """torch.save to a temporary file, then rename (:func:`rotlib.files.write_atomic`): an interruption never
-    leaves a half-written file."""
-    write_atomic(path, lambda tmp: torch.save(obj, tmp))
-
-
-def set_aside(path, err: Exception, log=print) -> Path:
-    """Rename an unreadable file to ``<name>.corrupt`` (kept for a look) and say so."""
-    path = Path(path)
-    bad = path.with_name(path.name + ".corrupt")
-    try:
-        os.replace(path, bad)
-    except FileNotFoundError:      # another process set it aside first
-        pass
-    log(f"{path} is unreadable ({type(err).__name__}: {err}); moved it to {bad}")
-    return bad
-
-
-def load_checkpoint(path, map_location="cpu", log=print, set_aside_unreadable: bool = True) -> dict | None:
-    """A saved state dict (``weights_only=True``), or None after setting an unreadable file aside (or, with
-    ``set_aside_unreadable=False``, for a file that must stay where it is, such as a shipped model: None, untouched)."""
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-        if not isinstance(state, dict) or "model" not in state:
-            raise ValueError("not a rotlib checkpoint (no 'model' entry)")
-        return state
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
-        if set_aside_unreadable:
-            set_aside(path, err, log)
-        else:
-            log(f"{path} is unreadable ({type(err).__name__}: {err})")
-        return None
-
-
-def architecture(model: nn.Module) -> dict:
-    """What must match for weights to be reusable: class name, config and parameter shapes."""
-    return {"class": type(model).__name__, "config": getattr(model, "config", None),
-            "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}}
-
-
-def load_weights(model: nn.Module, checkpoint: dict, source="checkpoint") -> None:
-    """Load ``checkpoint["model"]`` after checking it was saved for this architecture."""
-    saved, mine = checkpoint.get("arch"), architecture(model)
-    if saved is not None and (saved["class"], saved["config"], saved["shapes"]) != (mine["class"], mine["config"], mine["shapes"]):
-        raise CheckpointMismatchError(
-            f"{source} was saved for {saved['class']}({saved['config']}) but the model is "
-            f"{mine['class']}({mine['config']}). Build the model with the checkpoint's settings, "
-            f"or delete {source} to train a new one."
-        )
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as err:
-        raise CheckpointMismatchError(f"{source} does not fit this model ({err}); build the model with the "
-                                      f"checkpoint's settings, or delete {source} to train a new one.") from None
-
-
 # ---------------------------------------------------------------- the loop
 @dataclass
 class TrainConfig:
@@ -253,6 +193,12 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def lr_at(self, step: int, total_steps: int) -> float:
+        """The learning rate at ``step``: ``lr * gamma ** (milestones passed)``, milestones at fractions of the steps.
+
+        Written by hand rather than with ``torch.optim.lr_scheduler.MultiStepLR``: it is computed from the step
+        alone, so a run resumed from a checkpoint needs no scheduler state, and it is exactly ``lr * gamma**k``
+        (MultiStepLR multiplies the current rate at each milestone, which can differ in the last bit and so would
+        change every trained model)."""
         passed = sum(step >= round(m * total_steps) for m in self.milestones)
         return self.lr * self.gamma ** passed
 
@@ -323,6 +269,11 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
         device = pick_device(dist.local_device(device))
     precision = resolve_precision(device, cfg.precision)
     dtype = AUTOCAST_DTYPES[precision]
+    if emulated_bf16(device, precision):
+        warnings.warn(f"{desc}: bf16 on a CPU without native bf16 (AVX-512 BF16 or AMX) is emulated: its speed "
+                      "depends on the CPU and its rounding differs from a CPU with native bf16, so the numbers differ "
+                      "a little from the shipped models'. precision='fp32' trains in fp32 (its models get keys of "
+                      "their own)", stacklevel=2)
     dist.check_batch(cfg.batch_size, len(data), desc)
     if stop_after is not None:
         whole_number(stop_after, "stop_after", 1)

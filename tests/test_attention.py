@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-import rotlib
 from rotlib.attention import attention_map, equivariance_score, map_correlation, normalize_maps
 from rotlib import NetworkInNetwork
 
@@ -59,10 +58,6 @@ def test_block_features_leave_the_models_modes_alone():
     before = [x.training for x in m.modules()]
     block_features(m, torch.rand(2, 1, 28, 28), ["conv1"])
     assert [x.training for x in m.modules()] == before
-
-
-def test_public_attention_name():
-    assert rotlib.attention_map is attention_map
 
 
 def test_ring_and_border_share():

@@ -9,7 +9,8 @@ from torch import nn
 
 from rotlib import cache as C
 from rotlib import experiments as E
-from rotlib.train import ClassificationTask, TensorData, TrainConfig, fit, save_atomic
+from rotlib.checkpoints import save_atomic
+from rotlib.train import ClassificationTask, TensorData, TrainConfig, fit
 
 
 def _build():

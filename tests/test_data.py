@@ -5,6 +5,7 @@ from PIL import Image
 
 from rotlib import DatasetNotFoundError, load_dataset
 from rotlib import data as D
+from rotlib.data import fashion_mnist
 
 
 def test_cifar_loader_reads_written_files(cifar_root):
@@ -33,7 +34,7 @@ def test_fashion_mnist_idx_reader(tmp_path, monkeypatch):
     d = tmp_path / "fashion-mnist"
     d.mkdir()
     imgs = np.arange(3 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(3, 28, 28)
-    for split, (fi, fl) in D._FMNIST_FILES.items():
+    for split, (fi, fl) in fashion_mnist._FMNIST_FILES.items():
         with gzip.open(d / fi, "wb") as f:
             f.write(bytes([0, 0, 8, 3]) + (3).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + imgs.tobytes())
         with gzip.open(d / fl, "wb") as f:
@@ -67,18 +68,15 @@ def test_image_folder_errors(tmp_path):
         load_dataset(f"folder:{tmp_path / 'empty'}")
 
 
-def test_subsets_are_stratified_and_reproducible(cifar_root):
+def test_first_per_class_takes_the_first_images_of_each_class(cifar_root):
     train = load_dataset("cifar10", download=False)
-    counts = torch.bincount(train.labels, minlength=10)
-    k = int(counts.min())
-    a, b = D.stratified_subset(train, k, seed=1), D.stratified_subset(train, k, seed=1)
-    assert torch.equal(a.images, b.images)
-    assert torch.bincount(a.labels, minlength=10).tolist() == [k] * 10
-    assert not torch.equal(a.images, D.stratified_subset(train, k, seed=2).images) or k == int(counts.max())
     first = D.first_per_class(train, 2)
     assert torch.bincount(first.labels, minlength=10).tolist() == [2] * 10
-    with pytest.raises(ValueError, match="has only"):
-        D.stratified_subset(train, 10_000)
+    for c in range(10):                                   # the first two of class c, in the split's order
+        expected = train.images[(train.labels == c).nonzero().flatten()[:2]]
+        assert torch.equal(first.images[first.labels == c], expected)
+    with pytest.raises(ValueError, match="labelled images per class requested"):
+        D.first_per_class(train, 10_000)
 
 
 def test_augment_is_crop_and_flip():

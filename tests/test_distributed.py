@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -139,12 +140,25 @@ def test_explicit_precision_that_cannot_be_honoured_is_refused():
     with pytest.raises(ValueError, match="not a CUDA GPU with tensor cores"):
         T.resolve_precision(torch.device("cpu"), "fp16")
     with mock.patch.object(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", return_value=False):
-        with pytest.warns(UserWarning, match="emulated"):          # runs (the quick profile pins bf16), and says so
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")                      # a key or a loaded model: bf16, and no warning
             assert T.resolve_precision(torch.device("cpu"), "bf16") == "bf16"
         assert T.resolve_precision(torch.device("cpu"), "auto") == "fp32"
     assert T.resolve_precision(torch.device("cpu"), "fp32") == "fp32"
     with pytest.raises(ValueError, match="precision must be one of"):
         T.TrainConfig(epochs=1, precision="half")
+
+
+def test_training_in_emulated_bf16_on_a_cpu_says_so():
+    """The quick profile pins bf16 on every CPU; where it is emulated, fit trains and warns (once per run)."""
+    cfg = T.TrainConfig(epochs=1, batch_size=8, precision="bf16", channels_last=False)
+    with mock.patch.object(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", return_value=False):
+        with pytest.warns(UserWarning, match="emulated"):
+            T.fit(S._linear(), S._vectors(16), T.ClassificationTask(), cfg, device="cpu", progress=False)
+    with mock.patch.object(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", return_value=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            T.fit(S._linear(), S._vectors(16), T.ClassificationTask(), cfg, device="cpu", progress=False)
 
 
 def test_fp16_trains_with_a_grad_scaler_that_is_checkpointed(monkeypatch, tmp_path):

@@ -159,7 +159,7 @@ def test_non_rotnet_models_are_refused(tmp_path):
     with pytest.raises(ValueError, match="4 rotations"):
         O.Orienter(NetworkInNetwork(3, 8, 3, 10), (0.5,) * 3, (0.25,) * 3)
     net = NetworkInNetwork(3, 8, 3, 4)
-    from rotlib.train import architecture
+    from rotlib.checkpoints import architecture
     bad = tmp_path / "rotnet-8.pt"
     torch.save({"model": net.state_dict(), "arch": architecture(net), "config": {"kind": "rotnet", "rotations": "8"}},
                bad)

@@ -5,6 +5,7 @@ import math
 import nbformat
 import pytest
 
+from rotlib import readme as README
 from rotlib import results as R
 from rotlib.profiles import get_profile
 
@@ -93,21 +94,21 @@ def test_a_quantity_remembers_every_notebook_that_recorded_it(results_dir):
 def test_readme_table_is_generated_and_spliced(results_dir, tmp_path):
     profile = get_profile("quick")
     R.record("table1.nonlinear.rotnet.conv2", [58.0, 60.0], profile, "03", paper=89.06)
-    table = R.readme_table()
+    table = README.readme_table()
     assert "| Table 1, RotNet + non-linear, conv1 / conv2 / conv3 / conv4 |" in table
     assert "59.0 ± 1.4" in table and "89.06" in table
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{R.TABLE_START}\nold\n{R.TABLE_END}\nmiddle\n{R.MODELS_START}\nstale\n{R.MODELS_END}\n"
-                      f"{R.CLAIMS_START}\nold claims\n{R.CLAIMS_END}\noutro\n")
-    R.write_readme(readme)
+    readme.write_text(f"intro\n{README.TABLE_START}\nold\n{README.TABLE_END}\nmiddle\n{README.MODELS_START}\nstale\n{README.MODELS_END}\n"
+                      f"{README.CLAIMS_START}\nold claims\n{README.CLAIMS_END}\noutro\n")
+    README.write_readme(readme)
     text = readme.read_text()
     assert "old" not in text and "stale" not in text and "59.0 ± 1.4" in text
     assert "No verdicts are recorded yet" in text          # the claims table, from results/quick.verdicts.json
     assert text.startswith("intro") and "middle" in text and text.endswith("outro\n")
     assert "| RotNet, 4 rotations, 32 epochs | 3 | 32 |" in text          # the shipped models' table
-    readme.write_text(f"intro\n{R.TABLE_START}\nold\n{R.TABLE_END}\n")
+    readme.write_text(f"intro\n{README.TABLE_START}\nold\n{README.TABLE_END}\n")
     with pytest.raises(ValueError, match="lacks the markers"):
-        R.write_readme(readme)
+        README.write_readme(readme)
 
 
 def test_a_perturbed_run_widens_tolerances():
@@ -125,9 +126,9 @@ def test_a_changed_profile_never_writes_the_committed_file(results_dir):
     quick = get_profile("quick")
     a = R.record("table2.4", [60.0, 61.0, 62.0], quick, "06")
     committed = (results_dir / "quick.json").read_text()
-    assert R.results_name(quick.replace(device="cpu")) == "quick"          # the device does not change a number
+    assert R.results_name(quick.replace(device="cpu")) == "quick"
     for changed in (quick.replace(ablation_seeds=(0, 1, 2, 3, 4)), quick.replace(rotnet_epochs=8),
-                    get_profile("quick", dataset="fashion-mnist")):
+                    get_profile("quick", dataset="fashion-mnist"), quick.replace(device="cuda")):  # GPU kernels
         name = R.results_name(changed)
         assert name.startswith("scratch/quick-")
         b = R.record("table2.4", [50.0, 51.0, 52.0], changed, "06")
@@ -136,6 +137,13 @@ def test_a_changed_profile_never_writes_the_committed_file(results_dir):
     assert len({R.results_name(p) for p in (quick.replace(rotnet_epochs=8), quick.replace(rotnet_epochs=4))}) == 2
     assert (results_dir / "quick.json").read_text() == committed and not (results_dir / "quick.verdicts.json").exists()
     assert a["profile"] == "quick"
+
+
+def test_a_registered_profile_on_the_device_it_resolves_to_keeps_its_file(monkeypatch):
+    paper = get_profile("paper")                                          # device "auto"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert R.results_name(paper.replace(device="cuda")) == R.results_name(paper.replace(device="cuda:1")) == "paper"
+    assert R.results_name(paper.replace(device="cpu")).startswith("scratch/")
 
 
 def test_a_notebook_run_by_hand_writes_only_scratch(tmp_path, monkeypatch):

@@ -5,7 +5,8 @@ import torch
 
 from rotlib import CheckpointMismatchError, NetworkInNetwork
 from rotlib import experiments as E
-from rotlib.train import RotationTask, TrainConfig, amp_dtype, fit, load_weights, save_atomic
+from rotlib.checkpoints import load_weights, save_atomic
+from rotlib.train import RotationTask, TrainConfig, amp_dtype, fit
 
 
 def test_tiny_training_lowers_loss(tiny):
@@ -72,7 +73,7 @@ def test_resume_continues_from_saved_epoch(tiny, tmp_path):
 
 def test_checkpoint_of_other_width_is_refused(tmp_path):
     src = NetworkInNetwork(3, 16, 3, 4)
-    from rotlib.train import architecture
+    from rotlib.checkpoints import architecture
     save_atomic({"model": src.state_dict(), "arch": architecture(src)}, tmp_path / "w16.pt")
     with pytest.raises(CheckpointMismatchError, match="width': 16.*delete"):
         load_weights(NetworkInNetwork(3, 32, 3, 4), torch.load(tmp_path / "w16.pt", weights_only=True),

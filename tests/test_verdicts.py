@@ -5,6 +5,7 @@ import json
 import nbformat
 import pytest
 
+from rotlib import readme as README
 from rotlib import results as R
 from rotlib import verdicts as V
 from rotlib.profiles import get_profile
@@ -69,9 +70,9 @@ def test_verdicts_are_recorded_and_compared(results_dir):
     V.verdicts_path(results_dir / "fresh" / "quick.json").write_text(json.dumps(fresh))
     V.verdicts_path(results_dir / "quick.json").write_text(json.dumps(committed))
     assert R.main(["compare", str(results_dir / "fresh" / "quick.json"), str(results_dir / "quick.json")]) == 1
-    assert "| 06 | 4 beat 8 | — | +4.83 | 0.34 | agrees |" in R.claims_table()
+    assert "| 06 | 4 beat 8 | — | +4.83 | 0.34 | agrees |" in README.claims_table()
     (results_dir / "quick-fp32eval.json").write_text(json.dumps(perturbed))
-    assert "| 06 | 4 beat 8 | — | +4.83 | 0.34 | agrees (fragile: tie with fp32 evaluation) |" in R.claims_table()
+    assert "| 06 | 4 beat 8 | — | +4.83 | 0.34 | agrees (fragile: tie with fp32 evaluation) |" in README.claims_table()
     assert list(V.table([v]).loc["4 beat 8"]) == ["higher", "—", "+4.83", "0.34", "paired, 3 seeds", "agrees"]
 
 

@@ -25,16 +25,24 @@ The modules: :mod:`~rotlib.data.imagedata` (``ImageData``, normalisation), :mod:
 image decoder, shared with ``rotlib.orient``) and :mod:`~rotlib.data.datasets` (``load_dataset``).
 """
 from .imagedata import DatasetNotFoundError, ImageData, normalize
-from .subsets import first_per_class, random_subset, stratified_subset
+from .subsets import first_per_class, random_subset
 from .batching import augment, batches
 from .decoding import (EXIF_ORIENTATION, IMAGE_EXTENSIONS, MAX_PIXELS, Decoded, ImageTooLarge, UnreadableImage,
                        center_crop_square, check_size, decode, to_rgb8)
 from .cifar import (CIFAR10_5K_SHA256, CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, cifar10_5k_indices, load_cifar10,
                     load_cifar10_5k, shipped_root)
 from .fashion_mnist import (FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, SYSTEM_FASHION_MNIST,
-                            _FMNIST_FILES, load_fashion_mnist)
+                            load_fashion_mnist)
 from .folders import fingerprint, load_folder, load_image
 from .datasets import DATASETS, load_dataset
+
+__all__ = ['DatasetNotFoundError', 'ImageData', 'normalize', 'first_per_class', 'random_subset', 'augment', 'batches',
+           'EXIF_ORIENTATION', 'IMAGE_EXTENSIONS', 'MAX_PIXELS', 'Decoded', 'ImageTooLarge', 'UnreadableImage',
+           'center_crop_square', 'check_size', 'decode', 'to_rgb8', 'CIFAR10_5K_SHA256', 'CIFAR10_CLASSES',
+           'CIFAR10_MEAN', 'CIFAR10_STD', 'cifar10_5k_indices', 'load_cifar10', 'load_cifar10_5k', 'shipped_root',
+           'FASHION_MNIST_CLASSES', 'FASHION_MNIST_MEAN', 'FASHION_MNIST_STD', 'SYSTEM_FASHION_MNIST',
+           'load_fashion_mnist', 'fingerprint', 'load_folder', 'load_image', 'DATASETS', 'load_dataset',
+           'DEFAULT_ROOT', 'SHIPPED_ROOT']
 
 
 def __getattr__(name: str):

@@ -27,21 +27,6 @@ def first_per_class(data: ImageData, k: int | None) -> ImageData:
     return data.subset(torch.sort(torch.cat(picked)).values)
 
 
-def stratified_subset(data: ImageData, per_class: int | None, seed: int = 0) -> ImageData:
-    """``per_class`` random images of each class, reproducible by seed (None: all images)."""
-    if per_class is None:
-        return data
-    per_class = whole_number(per_class, "per_class (images per class)")
-    g = torch.Generator().manual_seed(seed)
-    picked = []
-    for c in range(len(data.classes)):
-        idx = torch.nonzero(data.labels == c).flatten()
-        if len(idx) < per_class:
-            raise ValueError(f"class {data.classes[c]!r} has only {len(idx)} images, {per_class} requested")
-        picked.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
-    return data.subset(torch.sort(torch.cat(picked)).values)
-
-
 def random_subset(data: ImageData, n: int | None, seed: int = 0) -> ImageData:
     """At most n images drawn at random (reproducible by seed); None or n >= len: all images."""
     n = optional_whole_number(n, "the number of images n")

@@ -163,7 +163,7 @@ def rotnet_snapshot(profile: Profile, epoch: int, seed: int | None = None) -> Ne
     """The main RotNet of ``seed`` (default: the first) after ``epoch`` of its epochs, as kept by ``make models``
     (Fig. 5(a)); its last epoch is the shipped model itself."""
     from .. import shipped
-    from ..train import load_weights
+    from ..checkpoints import load_weights
     seed = profile.seeds[0] if seed is None else seed
     spec = rotnet_spec(profile, seed=seed)
     if epoch == spec.config["train"]["epochs"]:

@@ -36,3 +36,9 @@ from .table import summary_line, table_header, table_row
 from .evaluation import Evaluation, evaluate, measure, rotated_copies
 from .figures import coverage_plot, show_result
 from .widget import OrientationWidget
+
+__all__ = ['EXIF_ORIENTATION', 'MAX_PIXELS', 'Decoded', 'ImageTooLarge', 'UnreadableImage', 'decode', 'to_rgb8',
+           'DEFAULT_MIN_CONFIDENCE', 'TURNS', 'correct', 'describe_fix', 'describe_turn', 'Orienter',
+           'cached_rotnet_path', 'model_view', 'OrientResult', 'check_output', 'list_files', 'orient_image',
+           'orient_paths', 'write_corrected', 'summary_line', 'table_header', 'table_row', 'Evaluation', 'evaluate',
+           'measure', 'rotated_copies', 'coverage_plot', 'show_result', 'OrientationWidget']

@@ -117,7 +117,8 @@ class Orienter:
     def from_file(cls, path, tta: bool = False, size: int | None = None, device: str | None = None) -> "Orienter":
         """A RotNet saved by rotlib's cache (``cache/rotnet-*.pt``): weights, architecture and training config."""
         from ..models import NetworkInNetwork
-        from ..train import load_weights, pick_device
+        from ..checkpoints import load_weights
+        from ..train import pick_device
         path = Path(path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} does not exist; pass a cache/rotnet-*.pt file, or leave "
