@@ -116,8 +116,8 @@ class Profile:
 # 4 epochs, three seeds: 15 of them at 32 epochs would take about 5 hours of a 2-core CPU.
 # Its device and training precision are pinned to what made the shipped models (the CPU, bf16), so every machine
 # asks for the models that are shipped (a key holds the device kind and the resolved precision, rotlib.identity):
-# ROTLIB_DEVICE=cuda trains its own on a GPU. Evaluations use "auto": bf16 where the CPU has it natively (both CI
-# kinds), fp32 on a CPU without it.
+# ROTLIB_DEVICE=cuda trains its own on a GPU. Evaluations use "auto": bf16 where the CPU has it natively (the Intel
+# Xeon with AMX, the AMD EPYC with AVX-512 BF16), fp32 on a CPU without it (the AMD EPYC without AVX-512).
 _QUICK = Profile(name="quick", dataset="cifar10-5k", num_blocks=4, width=64, n_train=None, n_test=None,
                  batch_size=16, rotnet_epochs=32, classifier_epochs=15, classifier_batch_size=128,
                  supervised_epochs=12, min_steps=400, augment=True, precompute_features=True,
