@@ -47,8 +47,8 @@ def results_path(profile_name: str, folder: Path | None = None) -> Path:
 
 def _device_kind(device: str) -> str:
     """``cpu`` or ``cuda`` (or another torch device type) for a profile's device setting; ``auto`` as it resolves."""
-    import torch
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device.split(":")[0]
+    from .train import pick_device
+    return pick_device("auto").type if device == "auto" else device.split(":")[0]
 
 
 def results_name(profile) -> str:
