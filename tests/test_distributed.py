@@ -150,7 +150,7 @@ def test_explicit_precision_that_cannot_be_honoured_is_refused():
 
 
 def test_training_in_emulated_bf16_on_a_cpu_says_so():
-    """The quick profile pins bf16 on every CPU; where it is emulated, fit trains and warns (once per run)."""
+    """The quick profile pins bf16 on every CPU; where it is emulated, fit trains and warns; where native, no warning."""
     cfg = T.TrainConfig(epochs=1, batch_size=8, precision="bf16", channels_last=False)
     with mock.patch.object(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", return_value=False):
         with pytest.warns(UserWarning, match="emulated"):
