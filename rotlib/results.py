@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import verdicts as V
 from .distributed import is_main
+from .evidence import evidence_dir, largest_mean_shift, load_runs
 from .files import update_json
 from .settings import current
 
@@ -211,18 +212,21 @@ def check_notebooks(results: dict, notebooks, verdicts: dict | None = None) -> l
     return sorted(set(problems))
 
 
-def compare(fresh: dict, committed: dict, perturbed: dict | None = None) -> list[str]:
-    """Quantities of the committed file that a fresh run lacks or moved beyond their tolerance.
+def cross_kind_tolerance(name: str, entry: dict, evidence: dict | None) -> float:
+    """The tolerance CI applies to a committed quantity: its own (:func:`tolerance`, or a notebook's ``tol``), and
+    at least twice the largest move of its mean seen between the committed run and a run on another CPU kind
+    (:func:`rotlib.evidence.largest_mean_shift`)."""
+    shift = largest_mean_shift(name, entry["value"], evidence or {})
+    return entry["tol"] if shift is None else max(entry["tol"], round(2 * shift, 2))
 
-    ``perturbed``: the same quantities measured with other kernels (the committed ``quick-fp32eval`` run: every
-    evaluation in fp32 instead of bf16, a stand-in for another CPU kind); a quantity's tolerance is then at least
-    twice how far that run moved it."""
+
+def compare(fresh: dict, committed: dict, evidence: dict | None = None) -> list[str]:
+    """Quantities of the committed file that a fresh run lacks or moved beyond their tolerance
+    (:func:`cross_kind_tolerance`, with the ``evidence`` runs on other CPU kinds)."""
     problems = []
     for name, old in sorted(committed.items()):
         new = fresh.get(name)
-        tol = old["tol"]
-        if perturbed and name in perturbed:
-            tol = max(tol, round(2 * abs(perturbed[name]["value"] - old["value"]), 2))
+        tol = cross_kind_tolerance(name, old, evidence)
         if new is None:
             problems.append(f"{name}: committed {old['value']:.2f} but not produced by the fresh run")
         elif abs(new["value"] - old["value"]) > tol:
@@ -241,9 +245,9 @@ def main(argv=None) -> int:
     cmp_ = sub.add_parser("compare", help="a fresh results file against the committed one")
     cmp_.add_argument("fresh", type=Path)
     cmp_.add_argument("committed", type=Path)
-    cmp_.add_argument("--perturbed", type=Path, default=None,
-                      help="the committed run with other kernels (results/quick-fp32eval.json): tolerances at least "
-                           "twice its deviation, and either verdict word where the rule gives another on its values")
+    cmp_.add_argument("--evidence", type=Path, default=None,
+                      help="a folder of runs on other CPU kinds (default: results/evidence/<profile>/ beside the "
+                           "committed file): each tolerance at least twice the largest deviation seen there")
     args = parser.parse_args(argv)
     from .readme import readme_path, readme_table, readme_text, write_readme
     if args.cmd == "table":
@@ -266,17 +270,19 @@ def main(argv=None) -> int:
         return 1 if problems else 0
     elif args.cmd == "compare":
         fresh, committed = (json.loads(p.read_text()) for p in (args.fresh, args.committed))
-        perturbed = json.loads(args.perturbed.read_text()) if args.perturbed else None
-        problems = compare(fresh, committed, perturbed)
+        folder = args.evidence or evidence_dir(args.committed.stem, args.committed.resolve().parent.parent)
+        evidence = load_runs(args.committed.stem, folder)
+        problems = compare(fresh, committed, evidence)
         old_v, new_v = V.load(args.committed), V.load(args.fresh)
-        flips = V.compare(new_v, old_v, perturbed)
-        if perturbed:
-            print(f"fragile verdicts (the rule gives another word on the fp32-evaluation run's values): "
-                  f"{V.fragile(old_v, perturbed) or 'none'}")
+        flips = V.compare(new_v, old_v)
+        loose = V.borderline(old_v)
+        print(f"evidence: {len(evidence)} run(s) on other CPU kinds in {folder} ({', '.join(evidence) or 'none'})")
+        print(f"borderline verdicts (either side of the threshold accepted): {len(loose)} of {len(old_v)}")
         for p in problems + flips:
             print("FAIL", p)
         print(f"compare: {len(committed) - len(problems)} of {len(committed)} quantities within tolerance, "
-              f"{len(old_v) - len(flips)} of {len(old_v)} verdicts the same")
+              f"{len(old_v) - len(flips)} of {len(old_v)} verdicts accepted ({len(old_v) - len(loose)} firm: the "
+              f"same word)")
         return 1 if problems or flips else 0
     return 0
 

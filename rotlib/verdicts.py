@@ -14,6 +14,18 @@ A verdict compares two recorded quantities ``a`` and ``b`` (:class:`rotlib.resul
 
 With 3 seeds a standard error is itself a rough estimate: a tie means "not resolved at this budget", not "equal".
 
+**Firm or borderline** (the margin rule). The shipped models are the same on every machine, but the probes trained
+on them pick up each CPU kind's rounding, so both the difference and the threshold move a little between CPU kinds.
+The *clearance* |difference| - threshold says how far a verdict is from the other word. From the runs on other CPU
+kinds (:mod:`rotlib.evidence`), each seed's value of quantity q moves by about delta_q (root mean square); then the
+difference moves with a standard deviation s_diff = sqrt(delta_a^2 / n_a + delta_b^2 / n_b), the threshold with
+s_thr = Z * s_diff / sqrt(n - 1) (a standard deviation of n values moves by about delta / sqrt(n - 1)), the clearance
+with s = sqrt(s_diff^2 + s_thr^2). The **margin** is ``MARGIN`` * s: a verdict is **firm** when its clearance is
+beyond the margin either way (a resolved difference clears the threshold by more than the margin, a tie stays
+inside it by as much); otherwise it is **borderline**, its word holds on this CPU only, and CI accepts the word on
+the other side of the threshold too. ``MARGIN`` is twice the largest clearance move seen in the evidence, in units
+of s (``tests/test_verdicts.py::test_the_margin_covers_the_evidence`` recomputes it).
+
 :func:`judge` applies the rule and records nothing; :func:`state` applies it and records the verdict in
 ``results/<profile>.verdicts.json`` beside the results file, so that CI can check that a fresh run states the same
 words (:func:`compare`) and that a notebook's markdown says the word the rule gave (:func:`check_markdown`: a
@@ -28,9 +40,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .distributed import is_main
+from .evidence import load_runs, seed_shift
 from .files import update_json
 
 Z = 2.0                     # a difference within Z standard errors is a tie
+MARGIN = 4.5                # a verdict is firm when its clearance is beyond MARGIN standard deviations of its move
+                            # between CPU kinds: twice the largest move seen (2 x 2.25, README "Every CPU kind")
 CLAIMS = (None, "higher", "lower")
 WORDS = ("agrees", "differs", "tie", "higher", "lower")
 
@@ -51,17 +66,30 @@ class Verdict:
     paper_diff: float | None = None   # the paper's a - b, where it has both numbers
     label: str = ""          # what is compared, in words (tables)
     notebook: str | None = None
+    margin: float = 0.0      # MARGIN standard deviations of the clearance's move between CPU kinds
+    firm: bool = True        # |diff| - threshold beyond the margin, either way
 
     def __str__(self) -> str:
         how = f"paired over {self.n} seeds" if self.paired else "unpaired"
         claim = f" (paper: {self.claim})" if self.claim else ""
-        return (f"{self.word}{claim}: {self.diff:+.2f} points, {how}; standard error {self.se:.2f}, "
-                f"tie threshold {self.threshold:.2f}")
+        return (f"{shown_word(asdict(self))}{claim}: {self.diff:+.2f} points, {how}; standard error {self.se:.2f}, "
+                f"tie threshold {self.threshold:.2f}, margin {self.margin:.2f}")
+
+
+def margin(a: dict, b: dict, n: int, evidence: dict | None) -> float:
+    """MARGIN standard deviations of how far the clearance |diff| - threshold moves between CPU kinds, from how far
+    each seed's value of ``a`` and ``b`` moves in the ``evidence`` runs (:func:`rotlib.evidence.seed_shift`)."""
+    da, db = seed_shift(a, evidence or {}), seed_shift(b, evidence or {})
+    s_diff = math.sqrt(da ** 2 / len(a["values"]) + db ** 2 / len(b["values"]))
+    s_thr = Z * s_diff / math.sqrt(n - 1)
+    return round(MARGIN * math.sqrt(s_diff ** 2 + s_thr ** 2), 2)
 
 
 def judge(a: dict, b: dict, *, paired: bool, claim: str | None = None, key: str | None = None, label: str = "",
-          notebook: str | None = None) -> Verdict:
-    """The rule applied to two recorded quantities (nothing is recorded)."""
+          notebook: str | None = None, evidence: dict | None = None) -> Verdict:
+    """The rule applied to two recorded quantities (nothing is recorded). ``evidence``: runs on other CPU kinds
+    (:func:`rotlib.evidence.load_runs`) for the margin; without them each quantity's seed-to-seed spread stands in
+    for its move between kinds (a wide margin)."""
     if claim not in CLAIMS:
         raise ValueError(f"claim must be one of {CLAIMS} (the paper's: a higher or lower than b), got {claim!r}")
     va, vb = list(a["values"]), list(b["values"])
@@ -89,8 +117,10 @@ def judge(a: dict, b: dict, *, paired: bool, claim: str | None = None, key: str 
                                             "agrees" if direction == claim else "differs")
     paper_diff = round(a["paper"] - b["paper"], 2) if a.get("paper") is not None and b.get("paper") is not None \
         else None
+    m = margin(a, b, n, evidence)
+    firm = abs(abs(diff) - threshold) > m
     return Verdict(key or f"{a['name']} vs {b['name']}", a["name"], b["name"], paired, claim, n, diff, se, threshold,
-                   direction, word, paper_diff, label, notebook or a.get("notebook"))
+                   direction, word, paper_diff, label, notebook or a.get("notebook"), m, firm)
 
 
 def verdicts_path(results_file: Path) -> Path:
@@ -99,11 +129,14 @@ def verdicts_path(results_file: Path) -> Path:
 
 
 def state(a: dict, b: dict, *, paired: bool, claim: str | None = None, key: str | None = None, label: str = "",
-          notebook: str | None = None) -> Verdict:
+          notebook: str | None = None, evidence: dict | None = None) -> Verdict:
     """:func:`judge`, and record the verdict beside ``a``'s results file (the word a notebook may state; written
-    where :func:`rotlib.results.record_dir` says)."""
+    where :func:`rotlib.results.record_dir` says). ``evidence``: default the runs of ``a``'s profile on other CPU
+    kinds in the checkout (``results/evidence/<profile>/``)."""
     from .results import record_dir, results_path
-    v = judge(a, b, paired=paired, claim=claim, key=key, label=label, notebook=notebook)
+    if evidence is None and a.get("profile"):
+        evidence = load_runs(a["profile"])
+    v = judge(a, b, paired=paired, claim=claim, key=key, label=label, notebook=notebook, evidence=evidence)
     if a.get("profile") and is_main():
         update_json(verdicts_path(results_path(a["profile"], record_dir())), v.key, asdict(v))
     return v
@@ -115,11 +148,10 @@ def load(results_file: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def table(verdicts, perturbed: dict | None = None):
+def table(verdicts):
     """The claims of a notebook as a pandas table: what is compared, the paper's difference where it has both
-    numbers, ours, the threshold and the verdict (one row per verdict, as the rule gave it). ``perturbed``: the
-    values of a run with other kernels (``results/quick-fp32eval.json``); a verdict to which the rule gives another
-    word on them is marked fragile."""
+    numbers, ours, the threshold, the margin and the verdict (one row per verdict, as the rule gave it; a
+    borderline one says so)."""
     import pandas as pd
     rows = {}
     for v in verdicts:
@@ -127,59 +159,84 @@ def table(verdicts, perturbed: dict | None = None):
                                   "paper: difference": "—" if v.paper_diff is None else f"{v.paper_diff:+.2f}",
                                   "ours: difference (points)": f"{v.diff:+.2f}",
                                   "tie threshold (2 SE)": f"{v.threshold:.2f}",
+                                  "margin": f"{v.margin:.2f}",
                                   "design": f"paired, {v.n} seeds" if v.paired else "unpaired",
-                                  "verdict": shown_word(asdict(v), perturbed)}
+                                  "verdict": shown_word(asdict(v))}
     return pd.DataFrame(rows).T
 
 
-def compare(fresh: dict, committed: dict, perturbed_results: dict | None = None) -> list[str]:
-    """Verdicts the committed notebooks state that a fresh run states differently or not at all.
+def is_firm(verdict: dict) -> bool:
+    """A recorded verdict's firmness (one recorded before the margin rule counts as firm)."""
+    return verdict.get("firm", True)
 
-    ``perturbed_results``: the quantities of a run with other kernels (``results/quick-fp32eval.json``); where the
-    rule applied to its values gives another word, the verdict is fragile (it may flip on another CPU kind) and
-    either word is accepted."""
+
+def shown_word(verdict: dict) -> str:
+    """The verdict's word as the notebooks' and README's claims tables show it: "borderline: agrees on this CPU"
+    where it is not firm."""
+    return verdict["word"] if is_firm(verdict) else f"borderline: {verdict['word']} on this CPU"
+
+
+def stated_word(verdict: dict) -> str:
+    """The word a notebook's markdown states for a recorded verdict: its word when firm, else "borderline" (the
+    word itself may differ on another CPU kind)."""
+    return verdict["word"] if is_firm(verdict) else "borderline"
+
+
+def accepted_words(verdict: dict) -> set[str]:
+    """The words CI accepts from a fresh run for a committed verdict: its own when firm; when borderline, also the
+    word on the other side of the threshold (a tie may become the word of its difference's sign, or of either sign
+    when the difference is within the margin of zero; a resolved word may become a tie)."""
+    words = {verdict["word"]}
+    if is_firm(verdict):
+        return words
+
+    def word_of(direction: str) -> str:
+        claim = verdict.get("claim")
+        return direction if claim is None or direction == "tie" else ("agrees" if direction == claim else "differs")
+    if verdict["direction"] != "tie":
+        return words | {"tie"}
+    signs = {"higher"} if verdict["diff"] > verdict["margin"] else {"lower"} if verdict["diff"] < -verdict["margin"] \
+        else {"higher", "lower"}
+    return words | {word_of(d) for d in signs}
+
+
+def compare(fresh: dict, committed: dict) -> list[str]:
+    """Verdicts the committed notebooks state that a fresh run states with a word CI does not accept
+    (:func:`accepted_words`: a firm verdict must keep its word, a borderline one may cross its threshold) or not
+    at all."""
     problems = []
     for key, old in sorted(committed.items()):
         new = fresh.get(key)
-        allowed = {old["word"]} | ({w} if (w := perturbed_word(old, perturbed_results)) else set())
         if new is None:
             problems.append(f"verdict {key}: committed {old['word']!r} but not stated by the fresh run")
-        elif new["word"] not in allowed:
+        elif new["word"] not in accepted_words(old):
             problems.append(f"verdict {key}: fresh {new['word']!r} ({new['diff']:+.2f}, threshold "
-                            f"{new['threshold']:.2f}) vs committed {old['word']!r} ({old['diff']:+.2f}, threshold "
-                            f"{old['threshold']:.2f})")
+                            f"{new['threshold']:.2f}) vs committed {'firm' if is_firm(old) else 'borderline'} "
+                            f"{old['word']!r} ({old['diff']:+.2f}, threshold {old['threshold']:.2f}, margin "
+                            f"{old.get('margin', 0.0):.2f})")
     return problems
 
 
-def perturbed_word(verdict: dict, perturbed_results: dict | None) -> str | None:
-    """The word the rule gives on the perturbed run's values of the same two quantities (None: not measured there)."""
-    if not perturbed_results or verdict["a"] not in perturbed_results or verdict["b"] not in perturbed_results:
+def rejudge(verdict: dict, results: dict) -> Verdict | None:
+    """The rule applied to another run's values of a recorded verdict's two quantities (None: not measured there)."""
+    if verdict["a"] not in results or verdict["b"] not in results:
         return None
-    return judge(perturbed_results[verdict["a"]], perturbed_results[verdict["b"]], paired=verdict["paired"],
-                 claim=verdict["claim"]).word
+    return judge(results[verdict["a"]], results[verdict["b"]], paired=verdict["paired"], claim=verdict["claim"])
 
 
-def shown_word(verdict: dict, perturbed_results: dict | None) -> str:
-    """The verdict's word as the claims tables show it: marked fragile where the perturbed run's values give
-    another word."""
-    other = perturbed_word(verdict, perturbed_results)
-    return verdict["word"] if other in (None, verdict["word"]) else \
-        f"{verdict['word']} (fragile: {other} with fp32 evaluation)"
-
-
-def fragile(committed: dict, perturbed_results: dict) -> list[str]:
-    """The committed verdicts to which the perturbed run's values give another word."""
-    return sorted(k for k, v in committed.items() if perturbed_word(v, perturbed_results) not in (None, v["word"]))
+def borderline(committed: dict) -> list[str]:
+    """The committed verdicts that are not firm."""
+    return sorted(k for k, v in committed.items() if not is_firm(v))
 
 
 MARKED = re.compile(r"<!--\s*verdict:\s*(.+?)\s*-->\s*\*\*(?:[^*:]*verdict[^*:]*:\s*)?([A-Za-z]+)", re.IGNORECASE)
-BOLD_WORD = re.compile(r"\*\*(?:[^*:]*verdict[^*:]*:\s*)?(agrees|differs|tie)\b", re.IGNORECASE)
-TABLE_WORD = re.compile(r"^\|.*\|\s*\**(agrees|differs|tie)\b[^|]*\|\s*$", re.IGNORECASE | re.MULTILINE)
+BOLD_WORD = re.compile(r"\*\*(?:[^*:]*verdict[^*:]*:\s*)?(agrees|differs|tie|borderline)\b", re.IGNORECASE)
+TABLE_WORD = re.compile(r"^\|.*\|\s*\**(agrees|differs|tie|borderline)\b[^|]*\|\s*$", re.IGNORECASE | re.MULTILINE)
 
 
 def check_markdown(text: str, verdicts: dict, where: str) -> list[str]:
     """A verdict word in markdown must be the word the rule gave: ``<!-- verdict: KEY -->**word**`` with KEY a
-    recorded verdict; a bold agrees / differs / tie without the marker, or a verdict column in a markdown table,
+    recorded verdict, and **borderline** where the verdict is not firm (:func:`stated_word`); a bold agrees / differs / tie without the marker, or a verdict column in a markdown table,
     is refused (the claims table comes from :func:`table`)."""
     problems, marked = [], set()
     for m in MARKED.finditer(text):
@@ -187,9 +244,11 @@ def check_markdown(text: str, verdicts: dict, where: str) -> list[str]:
         marked.add(m.start(2))
         if key not in verdicts:
             problems.append(f"{where}: verdict {key!r} is not recorded (no rotlib.verdicts.state call states it)")
-        elif word != verdicts[key]["word"]:
-            problems.append(f"{where}: says **{word}** for {key!r}, the rule gave {verdicts[key]['word']!r} "
-                            f"({verdicts[key]['diff']:+.2f}, threshold {verdicts[key]['threshold']:.2f})")
+        elif word != stated_word(verdicts[key]):
+            v = verdicts[key]
+            problems.append(f"{where}: says **{word}** for {key!r}, the rule gave {stated_word(v)!r} "
+                            f"({shown_word(v)}: {v['diff']:+.2f}, threshold {v['threshold']:.2f}, margin "
+                            f"{v.get('margin', 0.0):.2f})")
     for m in BOLD_WORD.finditer(text):
         if m.start(1) not in marked:
             problems.append(f"{where}: '{m.group(0)}**' states a verdict without its marker <!-- verdict: KEY -->")

@@ -111,12 +111,13 @@ def test_readme_table_is_generated_and_spliced(results_dir, tmp_path):
         README.write_readme(readme)
 
 
-def test_a_perturbed_run_widens_tolerances():
+def test_runs_on_other_cpu_kinds_widen_tolerances():
     committed = {"a": {"value": 50.0, "tol": 1.0}, "b": {"value": 40.0, "tol": 1.0}}
-    perturbed = {"a": {"value": 48.5}, "b": {"value": 40.2}}
+    evidence = {"cpu-1": {"a": {"value": 48.5}, "b": {"value": 40.2}}, "cpu-2": {"a": {"value": 50.9}}}
     fresh = {"a": {"value": 47.5}, "b": {"value": 41.5}}
     assert [p.split(":")[0] for p in R.compare(fresh, committed)] == ["a", "b"]
-    assert [p.split(":")[0] for p in R.compare(fresh, committed, perturbed)] == ["b"]   # a: ±3.0 now, b: still ±1.0
+    assert [p.split(":")[0] for p in R.compare(fresh, committed, evidence)] == ["b"]   # a: ±3.0 now, b: still ±1.0
+    assert R.cross_kind_tolerance("a", committed["a"], evidence) == 3.0
 
 
 def test_a_changed_profile_never_writes_the_committed_file(results_dir):

@@ -1,6 +1,9 @@
 """The one verdict rule: paired or unpaired, the threshold, the paper's claim, recording, CI's comparison and the
 markdown check."""
 import json
+import math
+from dataclasses import asdict
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -8,7 +11,10 @@ import pytest
 from rotlib import readme as README
 from rotlib import results as R
 from rotlib import verdicts as V
+from rotlib.evidence import evidence_dir, load_runs
 from rotlib.profiles import get_profile
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -29,7 +35,9 @@ def test_paired_and_unpaired_standard_errors():
     # unpaired, the seed-to-seed spread (sd 8 and 8.5) swamps the same difference: a tie
     u = V.judge(a, b, paired=False)
     assert u.diff == 3.0 and u.se == pytest.approx(6.76, abs=0.01) and u.word == "tie"
-    assert str(v) == "higher: +3.00 points, paired over 3 seeds; standard error 0.58, tie threshold 1.16"
+    # no evidence of other CPU kinds: each seed-to-seed sd (8.0, 8.5) stands in for the move, a margin of 52.66
+    assert str(v) == ("borderline: higher on this CPU: +3.00 points, paired over 3 seeds; standard error 0.58, tie "
+                      "threshold 1.16, margin 52.66")
 
 
 def test_words_against_the_papers_claim():
@@ -50,30 +58,120 @@ def test_words_against_the_papers_claim():
 def test_verdicts_are_recorded_and_compared(results_dir):
     profile = get_profile("quick")
     a = R.record("table2.4", [60.0, 61.0, 62.0], profile, "06")
-    b = R.record("table2.8", [55.0, 56.5, 57.0], profile, "06")
-    v = V.state(a, b, paired=True, claim="higher", label="4 beat 8")
+    b = R.record("table2.8", [50.0, 51.5, 52.0], profile, "06")
+    v = V.state(a, b, paired=True, claim="higher", label="4 beat 8", evidence={})
     committed = V.load(results_dir / "quick.json")
     assert committed["table2.4 vs table2.8"]["word"] == "agrees" == v.word
     assert committed["table2.4 vs table2.8"]["notebook"] == "06"
-    V.state(a, R.record("table2.8", [60.0, 60.5, 63.0], profile, "06"), paired=True, claim="higher")   # now a tie
+    # no evidence: each seed-to-seed sd (1.0, 1.04) stands in; s = sqrt((1 + 1.08) / 3 * 3) = 1.44, margin 4.5 s;
+    # the clearance 9.83 - 0.34 is beyond it
+    assert v.margin == 6.49 and v.firm and committed["table2.4 vs table2.8"]["firm"]
+    V.state(a, R.record("table2.8", [60.0, 60.5, 63.0], profile, "06"), paired=True, claim="higher",
+            evidence={})   # now a tie
     fresh = V.load(results_dir / "quick.json")
     assert V.compare(fresh, committed) == [
-        "verdict table2.4 vs table2.8: fresh 'tie' (-0.17, threshold 0.88) vs committed 'agrees' (+4.83, threshold "
-        "0.34)"]
+        "verdict table2.4 vs table2.8: fresh 'tie' (-0.17, threshold 0.88) vs committed firm 'agrees' (+9.83, "
+        "threshold 0.34, margin 6.49)"]
     assert V.compare(committed, committed) == [] and V.compare({}, committed)[0].endswith("not stated by the fresh run")
-    # a perturbed run whose values give "tie" makes the verdict fragile: either word passes
-    perturbed = {"table2.4": entry("table2.4", [60.0, 61.0, 62.0]), "table2.8": entry("table2.8", [59.0, 61.5, 62.0])}
-    assert V.fragile(committed, perturbed) == ["table2.4 vs table2.8"] and V.compare(fresh, committed, perturbed) == []
     # the command line fails on a flipped verdict even when every value is within its tolerance
     (results_dir / "fresh").mkdir()
     (results_dir / "fresh" / "quick.json").write_text((results_dir / "quick.json").read_text())
     V.verdicts_path(results_dir / "fresh" / "quick.json").write_text(json.dumps(fresh))
     V.verdicts_path(results_dir / "quick.json").write_text(json.dumps(committed))
     assert R.main(["compare", str(results_dir / "fresh" / "quick.json"), str(results_dir / "quick.json")]) == 1
-    assert "| 06 | 4 beat 8 | — | +4.83 | 0.34 | agrees |" in README.claims_table()
-    (results_dir / "quick-fp32eval.json").write_text(json.dumps(perturbed))
-    assert "| 06 | 4 beat 8 | — | +4.83 | 0.34 | agrees (fragile: tie with fp32 evaluation) |" in README.claims_table()
-    assert list(V.table([v]).loc["4 beat 8"]) == ["higher", "—", "+4.83", "0.34", "paired, 3 seeds", "agrees"]
+    assert "| 06 | 4 beat 8 | — | +9.83 | 0.34 | 6.49 | agrees |" in README.claims_table()
+    assert list(V.table([v]).loc["4 beat 8"]) == ["higher", "—", "+9.83", "0.34", "6.49", "paired, 3 seeds",
+                                                   "agrees"]
+
+
+def test_the_margin_follows_the_evidence():
+    a, b = entry("a", [62.0, 63.0, 64.5]), entry("b", [60.0, 61.0, 62.0])     # d = 2, 2, 2.5: +2.17, threshold 0.34
+    moved = {"a": entry("a", [62.1, 62.9, 64.5]), "b": entry("b", [60.0, 61.1, 62.0])}
+    firm = V.judge(a, b, paired=True, claim="higher", evidence={"other-cpu": moved})
+    # seed shifts: a sqrt((0.01 + 0.01 + 0) / 3) = 0.082, b 0.058; s_diff 0.058, s_thr 0.082, s 0.100
+    assert (firm.word, firm.margin, firm.firm) == ("agrees", 0.45, True)
+    loose = V.judge(a, b, paired=True, claim="higher")                         # no evidence: the seed sd stands in
+    assert (loose.word, loose.firm) == ("agrees", False) and loose.margin > abs(loose.diff) - loose.threshold
+    assert "borderline: agrees on this CPU (paper: higher)" in str(loose)
+    assert V.shown_word(asdict(loose)) == "borderline: agrees on this CPU" and V.stated_word(asdict(loose)) == "borderline"
+    # a quantity that never moves (a deterministic statistic) still moves by the rounding of two decimals
+    same = V.judge(a, b, paired=True, evidence={"other-cpu": {"a": a, "b": b}})
+    assert same.margin == round(V.MARGIN * math.sqrt(2 * 0.005 ** 2 / 3 * 3), 2) and same.firm
+
+
+def test_borderline_verdicts_accept_the_word_across_the_threshold():
+    def rec(word, direction, diff, margin, firm, claim="higher"):
+        return {"word": word, "direction": direction, "diff": diff, "threshold": 1.0, "margin": margin, "firm": firm,
+                "claim": claim}
+    assert V.accepted_words(rec("agrees", "higher", 3.0, 0.5, True)) == {"agrees"}
+    assert V.accepted_words(rec("agrees", "higher", 1.2, 0.5, False)) == {"agrees", "tie"}
+    assert V.accepted_words(rec("tie", "tie", 0.8, 0.5, False)) == {"tie", "agrees"}
+    assert V.accepted_words(rec("tie", "tie", -0.8, 0.5, False)) == {"tie", "differs"}
+    assert V.accepted_words(rec("tie", "tie", 0.3, 0.9, False, claim=None)) == {"tie", "higher", "lower"}
+    assert V.accepted_words({"word": "tie", "direction": "tie", "diff": 0.1}) == {"tie"}     # recorded before: firm
+
+
+def _run(folder, values: dict, verdicts: dict):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "quick.json").write_text(json.dumps({k: {"name": k, **R.summarize(v), "tol": 1.0}
+                                                   for k, v in values.items()}))
+    V.verdicts_path(folder / "quick.json").write_text(json.dumps(verdicts))
+    return folder / "quick.json"
+
+
+def test_ci_fails_on_a_firm_flip_or_a_moved_value_and_passes_a_borderline_flip(tmp_path):
+    """Synthetic committed and fresh runs through `python -m rotlib.results compare`, as `make test` calls it."""
+    values = {"a": [60.0, 61.0, 62.0], "b": [50.0, 51.0, 52.0], "c": [55.0, 56.0, 57.5]}
+
+    def verdict(word, direction, firm):
+        return {"key": "k", "a": "a", "b": "b", "paired": True, "claim": "higher", "n": 3, "diff": 1.0,
+                "threshold": 0.8, "margin": 0.5, "firm": firm, "direction": direction, "word": word}
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    committed_firm = _run(tmp_path / "firm", values, {"k": verdict("agrees", "higher", True)})
+    committed_loose = _run(tmp_path / "loose", values, {"k": verdict("agrees", "higher", False)})
+    flipped = _run(tmp_path / "fresh-flip", values, {"k": verdict("tie", "tie", False)})
+    moved = _run(tmp_path / "fresh-moved", {**values, "c": [57.0, 58.0, 59.5]},
+                 {"k": verdict("agrees", "higher", True)})
+
+    def compare(fresh, committed):
+        return R.main(["compare", str(fresh), str(committed), "--evidence", str(evidence)])
+    assert compare(flipped, committed_firm) == 1          # a firm verdict that flips fails CI
+    assert compare(flipped, committed_loose) == 0         # a borderline one may cross its threshold
+    assert compare(moved, committed_loose) == 1           # a value beyond its tolerance (c: +2.0 > 1.0) fails
+    # a run on another CPU kind that moved c by 1.5 widens c's tolerance to 3.0: the same fresh run passes
+    (evidence / "other-cpu.json").write_text(json.dumps({"c": {"name": "c", **R.summarize([56.5, 57.5, 59.0])}}))
+    assert compare(moved, committed_loose) == 0
+
+
+def test_the_margin_covers_the_evidence():
+    """The committed results against every run on another CPU kind (results/evidence/quick/): each value within its
+    tolerance, every firm verdict the same word, every clearance move within half the margin (MARGIN is twice the
+    largest move seen), and the headline claims firm."""
+    committed = json.loads((REPO / "results" / "quick.json").read_text())
+    verdicts = V.load(REPO / "results" / "quick.json")
+    runs = load_runs("quick", evidence_dir("quick", REPO))
+    assert len(runs) >= 3, "the evidence of the three CPU kinds is missing"
+    largest = 0.0
+    for name, run in runs.items():
+        assert R.compare(run, committed, runs) == [], name
+        for key, v in verdicts.items():
+            other = V.rejudge(v, run)
+            assert other is not None, f"{name} lacks {key}"
+            if v["firm"]:
+                assert other.word == v["word"], f"{name}: firm {key} flips to {other.word}"
+            move = abs((abs(other.diff) - other.threshold) - (abs(v["diff"]) - v["threshold"]))
+            s = v["margin"] / V.MARGIN
+            largest = max(largest, move / s)
+    assert largest <= V.MARGIN / 2, f"a clearance moved by {largest:.2f} standard deviations: MARGIN must be >= twice it"
+    for key in HEADLINE:
+        assert verdicts[key]["firm"], f"headline claim {key} is borderline"
+
+
+HEADLINE = ("table1.nonlinear.rotnet.conv2 vs table1.nonlinear.random.conv2",        # RotNet vs random init, conv2
+            "table1.nonlinear.rotnet.conv4 vs table1.nonlinear.rotnet.conv2",        # the conv4 drop
+            "fig5.rotnet.20 vs fig5.supervised.20", "fig5.rotnet.100 vs fig5.supervised.100",   # Fig. 5(b)
+            "table3.rotnet_conv vs table3.random_conv")                               # Table 3
 
 
 def test_markdown_must_say_the_word_the_rule_gave(tmp_path):
