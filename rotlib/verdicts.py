@@ -44,8 +44,8 @@ from .evidence import load_runs, seed_shift
 from .files import update_json
 
 Z = 2.0                     # a difference within Z standard errors is a tie
-MARGIN = 4.5                # a verdict is firm when its clearance is beyond MARGIN standard deviations of its move
-                            # between CPU kinds: twice the largest move seen (2 x 2.25, README "Every CPU kind")
+MARGIN = 5.0                # a verdict is firm when its clearance is beyond MARGIN standard deviations of its move
+                            # between CPU kinds: twice the largest move seen (2 x 2.34, rounded up; README)
 CLAIMS = (None, "higher", "lower")
 WORDS = ("agrees", "differs", "tie", "higher", "lower")
 
