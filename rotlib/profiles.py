@@ -127,8 +127,8 @@ _QUICK = Profile(name="quick", dataset="cifar10-5k", num_blocks=4, width=64, n_t
 PROFILES = {
     "quick": _QUICK,
     # The quick profile with every evaluation (features, probes, accuracies) in fp32 instead of bf16: the same shipped
-    # models, other kernels. How far its numbers and verdicts move from quick's bounds how far another CPU kind may
-    # move them (README, "The same numbers on every CPU"); its results go to results/quick-fp32eval.json.
+    # models, other kernels: one more run for results/evidence/quick/ (README, "Every CPU kind"), from which CI's
+    # tolerances and the verdicts' margins are derived; its results go to results/quick-fp32eval.json.
     "quick-fp32eval": _QUICK.replace(name="quick-fp32eval", eval_precision="fp32"),
     "paper": Profile(name="paper", dataset="cifar10", num_blocks=4, width=192, n_train=None, n_test=None,
                      batch_size=128, rotnet_epochs=200, classifier_epochs=50, classifier_batch_size=128,
