@@ -57,6 +57,19 @@ def locked(lock_path, on_wait=None):
         yield                                         # the lock is released when the file closes
 
 
+def read_json(path, default=None):
+    """The JSON stored at ``path`` (``default`` when there is no file); a damaged file is an error that names it and
+    says how to restore it."""
+    path = Path(path)
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); restore it with `git checkout -- {path}` "
+                         "or delete it and re-run the notebooks") from None
+
+
 def update_json(path, key: str, value) -> None:
     """Set ``key`` to ``value`` in the JSON object stored at ``path`` (created if missing), keys sorted, under a lock
     and written atomically: two notebooks recording at once lose nothing (the results and verdicts files).
@@ -64,10 +77,6 @@ def update_json(path, key: str, value) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path.with_name(path.name + ".lock")):
-        try:
-            data = json.loads(path.read_text()) if path.exists() else {}
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); restore it with `git checkout -- {path}` "
-                             "or delete it and re-run the notebooks") from None
+        data = read_json(path, {})
         data[key] = value(data.get(key)) if callable(value) else value
         write_text_atomic(path, json.dumps(dict(sorted(data.items())), indent=1) + "\n")

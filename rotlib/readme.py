@@ -127,8 +127,8 @@ def claims_table(profile: str = "quick", folder: Path | None = None) -> str:
              "| verdict |", "|---|---|---:|---:|---:|---:|---|"]
     for v in sorted(verdicts, key=lambda v: (v["notebook"] or "", v["label"] or v["key"])):
         paper = "—" if v.get("paper_diff") is None else f"{v['paper_diff']:+.2f}"
-        lines.append(f"| {v['notebook']} | {v['label'] or v['key']} | {paper} | {v['diff']:+.2f} | {v['threshold']:.2f} | "
-                     f"{v.get('margin', 0.0):.2f} | {V.shown_word(v)} |")
+        lines.append(f"| {v['notebook']} | {v['label'] or v['key']} | {paper} | {v['diff']:+.2f} | "
+                     f"{v['threshold']:.2f} | {v.get('margin', 0.0):.2f} | {V.shown_word(v)} |")
     lines.append("")
     lines.append("Difference: a − b in points, paired over the seeds; a tie is within the threshold of two standard "
                  "errors (notebook 1, \"How to read a verdict\"). Borderline: the difference clears the threshold, or "

@@ -24,7 +24,7 @@ from pathlib import Path
 from . import verdicts as V
 from .distributed import is_main
 from .evidence import evidence_dir, largest_mean_shift, load_runs
-from .files import update_json
+from .files import read_json, update_json
 from .settings import current
 
 MIN_TOLERANCE = 1.0          # points: the smallest gap CI treats as a change (see tolerance())
@@ -71,14 +71,7 @@ def results_name(profile) -> str:
 
 def load(profile_name: str = "quick", folder: Path | None = None) -> dict:
     """The recorded quantities of a profile ({} when none were recorded)."""
-    path = results_path(profile_name, folder)
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); restore it with `git checkout -- {path}` "
-                         "or delete it and re-run the notebooks") from None
+    return read_json(results_path(profile_name, folder), {})
 
 
 def summarize(values) -> dict:
@@ -246,8 +239,8 @@ def main(argv=None) -> int:
     cmp_.add_argument("fresh", type=Path)
     cmp_.add_argument("committed", type=Path)
     cmp_.add_argument("--evidence", type=Path, default=None,
-                      help="a folder of runs on other CPU kinds (default: results/evidence/<profile>/ beside the "
-                           "committed file): each tolerance at least twice the largest deviation seen there")
+                      help="a folder of runs on other CPU kinds (default: evidence/<profile>/ beside the committed "
+                           "file): each tolerance at least twice the largest deviation seen there")
     args = parser.parse_args(argv)
     from .readme import readme_path, readme_table, readme_text, write_readme
     if args.cmd == "table":
@@ -270,8 +263,10 @@ def main(argv=None) -> int:
         return 1 if problems else 0
     elif args.cmd == "compare":
         fresh, committed = (json.loads(p.read_text()) for p in (args.fresh, args.committed))
-        folder = args.evidence or evidence_dir(args.committed.stem, args.committed.resolve().parent.parent)
-        evidence = load_runs(args.committed.stem, folder)
+        if args.evidence is not None and not args.evidence.is_dir():
+            parser.error(f"--evidence {args.evidence}: no such folder")
+        folder = args.evidence or evidence_dir(args.committed)
+        evidence = load_runs(folder)
         problems = compare(fresh, committed, evidence)
         old_v, new_v = V.load(args.committed), V.load(args.fresh)
         flips = V.compare(new_v, old_v)

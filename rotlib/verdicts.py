@@ -23,8 +23,10 @@ s_thr = Z * s_diff / sqrt(n - 1) (a standard deviation of n values moves by abou
 with s = sqrt(s_diff^2 + s_thr^2). The **margin** is ``MARGIN`` * s: a verdict is **firm** when its clearance is
 beyond the margin either way (a resolved difference clears the threshold by more than the margin, a tie stays
 inside it by as much); otherwise it is **borderline**, its word holds on this CPU only, and CI accepts the word on
-the other side of the threshold too. ``MARGIN`` is twice the largest clearance move seen in the evidence, in units
-of s (``tests/test_verdicts.py::test_the_margin_covers_the_evidence`` recomputes it).
+any word the difference can reach within the margin. ``MARGIN`` is at least twice the largest clearance move seen in
+the evidence, in units of s (``tests/test_verdicts.py::test_the_margin_covers_the_evidence`` recomputes it, and
+checks each run against the margins the other runs give). For an unpaired verdict of n_a and n_b seeds, n is the
+smaller (a wider margin).
 
 :func:`judge` applies the rule and records nothing; :func:`state` applies it and records the verdict in
 ``results/<profile>.verdicts.json`` beside the results file, so that CI can check that a fresh run states the same
@@ -40,12 +42,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .distributed import is_main
-from .evidence import load_runs, seed_shift
+from .evidence import committed_evidence_dir, load_runs, seed_shift
 from .files import update_json
 
 Z = 2.0                     # a difference within Z standard errors is a tie
 MARGIN = 5.0                # a verdict is firm when its clearance is beyond MARGIN standard deviations of its move
-                            # between CPU kinds: twice the largest move seen (2 x 2.34, rounded up; README)
+                            # between CPU kinds: at least twice the largest move seen (2.37; README "Every CPU kind")
 CLAIMS = (None, "higher", "lower")
 WORDS = ("agrees", "differs", "tie", "higher", "lower")
 
@@ -135,7 +137,7 @@ def state(a: dict, b: dict, *, paired: bool, claim: str | None = None, key: str 
     kinds in the checkout (``results/evidence/<profile>/``)."""
     from .results import record_dir, results_path
     if evidence is None and a.get("profile"):
-        evidence = load_runs(a["profile"])
+        evidence = load_runs(committed_evidence_dir(a["profile"]))
     v = judge(a, b, paired=paired, claim=claim, key=key, label=label, notebook=notebook, evidence=evidence)
     if a.get("profile") and is_main():
         update_json(verdicts_path(results_path(a["profile"], record_dir())), v.key, asdict(v))
@@ -183,21 +185,15 @@ def stated_word(verdict: dict) -> str:
 
 
 def accepted_words(verdict: dict) -> set[str]:
-    """The words CI accepts from a fresh run for a committed verdict: its own when firm; when borderline, also the
-    word on the other side of the threshold (a tie may become the word of its difference's sign, or of either sign
-    when the difference is within the margin of zero; a resolved word may become a tie)."""
-    words = {verdict["word"]}
-    if is_firm(verdict):
-        return words
-
-    def word_of(direction: str) -> str:
-        claim = verdict.get("claim")
-        return direction if claim is None or direction == "tie" else ("agrees" if direction == claim else "differs")
-    if verdict["direction"] != "tie":
-        return words | {"tie"}
-    signs = {"higher"} if verdict["diff"] > verdict["margin"] else {"lower"} if verdict["diff"] < -verdict["margin"] \
-        else {"higher", "lower"}
-    return words | {word_of(d) for d in signs}
+    """The words CI accepts from a fresh run for a committed verdict: every word the difference can reach when the
+    clearance moves by up to the margin (higher: diff + margin > threshold; lower: diff - margin < -threshold; tie:
+    |diff| - margin <= threshold). A firm verdict reaches only its own word; a borderline one also the word across
+    its threshold, and the opposite word too where the margin is wider than |diff| + threshold."""
+    diff, threshold, m = verdict["diff"], verdict["threshold"], verdict.get("margin", 0.0)
+    reachable = {d for d, ok in (("higher", diff + m > threshold), ("lower", diff - m < -threshold),
+                                 ("tie", abs(diff) - m <= threshold)) if ok} or {verdict["direction"]}
+    claim = verdict.get("claim")
+    return {d if claim is None or d == "tie" else ("agrees" if d == claim else "differs") for d in reachable}
 
 
 def compare(fresh: dict, committed: dict) -> list[str]:
@@ -217,13 +213,6 @@ def compare(fresh: dict, committed: dict) -> list[str]:
     return problems
 
 
-def rejudge(verdict: dict, results: dict) -> Verdict | None:
-    """The rule applied to another run's values of a recorded verdict's two quantities (None: not measured there)."""
-    if verdict["a"] not in results or verdict["b"] not in results:
-        return None
-    return judge(results[verdict["a"]], results[verdict["b"]], paired=verdict["paired"], claim=verdict["claim"])
-
-
 def borderline(committed: dict) -> list[str]:
     """The committed verdicts that are not firm."""
     return sorted(k for k, v in committed.items() if not is_firm(v))
@@ -236,8 +225,9 @@ TABLE_WORD = re.compile(r"^\|.*\|\s*\**(agrees|differs|tie|borderline)\b[^|]*\|\
 
 def check_markdown(text: str, verdicts: dict, where: str) -> list[str]:
     """A verdict word in markdown must be the word the rule gave: ``<!-- verdict: KEY -->**word**`` with KEY a
-    recorded verdict, and **borderline** where the verdict is not firm (:func:`stated_word`); a bold agrees / differs / tie without the marker, or a verdict column in a markdown table,
-    is refused (the claims table comes from :func:`table`)."""
+    recorded verdict, and **borderline** where the verdict is not firm (:func:`stated_word`); a bold agrees /
+    differs / tie / borderline without the marker, or a verdict column in a markdown table, is refused (the claims
+    table comes from :func:`table`)."""
     problems, marked = [], set()
     for m in MARKED.finditer(text):
         key, word = m.group(1), m.group(2).lower()
@@ -247,8 +237,8 @@ def check_markdown(text: str, verdicts: dict, where: str) -> list[str]:
         elif word != stated_word(verdicts[key]):
             v = verdicts[key]
             problems.append(f"{where}: says **{word}** for {key!r}, the rule gave {stated_word(v)!r} "
-                            f"({shown_word(v)}: {v['diff']:+.2f}, threshold {v['threshold']:.2f}, margin "
-                            f"{v.get('margin', 0.0):.2f})")
+                            f"({shown_word(v)}: {v['diff']:+.2f}, threshold {v['threshold']:.2f}, "
+                            f"margin {v.get('margin', 0.0):.2f})")
     for m in BOLD_WORD.finditer(text):
         if m.start(1) not in marked:
             problems.append(f"{where}: '{m.group(0)}**' states a verdict without its marker <!-- verdict: KEY -->")
