@@ -109,6 +109,10 @@ def cmd_orient(args) -> dict:
                              on_result=lambda r: print(O.table_row(r, applying=args.apply is not None), flush=True),
                              max_pixels=args.max_pixels)
     print(O.summary_line(results))
+    failed = [r for r in results if r.write_failed]
+    if failed:        # a script that calls the tool must not believe the photos were fixed
+        raise OSError(f"{len(failed)} corrected {'copy' if len(failed) == 1 else 'copies'} could not be written: "
+                      f"{failed[0].message.removeprefix('not written: ')}")
     return {"results": [r.as_dict() for r in results]}
 
 
@@ -170,7 +174,7 @@ def main(argv=None) -> int:
         if args.command != "orient":   # under torchrun: one process group for the whole command, by --device
             dist.init_from_env(args.device or get_profile(args.profile).device)
         args.fn(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError) as err:     # OSError: a missing file, a full disk, a read-only folder
         # under torchrun this rank exits; torchrun then stops the others (they may be waiting for it)
         print(f"error{f' (rank {dist.rank()})' if dist.is_distributed() else ''}: {err}", file=sys.stderr)
         return 2

@@ -9,8 +9,10 @@ so two notebooks (or processes) never interleave. Without ``fcntl``
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 from pathlib import Path
 
 try:
@@ -19,15 +21,45 @@ except ImportError:        # Windows
     fcntl = None
 
 
+FULL_DISK = 1 << 20          # bytes: a write that fails with less free space than this failed for want of space
+
+
+class WriteError(OSError):
+    """A write that failed for a reason the user can act on (a full disk, a read-only or forbidden folder)."""
+
+
+def _why_not_written(path: Path, err: BaseException) -> str | None:
+    """The cause of a failed write in a user's words, or None when it is none of the known ones. torch.save on a
+    full disk raises a RuntimeError ("unexpected pos ..."), not ENOSPC, so the free space itself is checked."""
+    code = getattr(err, "errno", None)
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"cannot write {path}: {os.strerror(code).lower()}; choose a writable folder (for the cache: "
+                "ROTLIB_CACHE=/some/writable/folder)")
+    folder = next((p for p in (path.parent, *path.parents) if p.exists()), None)
+    free = shutil.disk_usage(folder).free if folder is not None else None
+    if code in (errno.ENOSPC, errno.EDQUOT) or (free is not None and free < FULL_DISK):
+        return (f"cannot write {path}: the disk is full ({free if free is not None else 0:,} bytes free on the "
+                f"filesystem of {folder}); free some space, or point the cache to another disk "
+                "(ROTLIB_CACHE=/path/on/another/disk); nothing was left half-written")
+    return None
+
+
 def write_atomic(path, write) -> None:
     """``write(tmp_path)``, then rename the temporary file to ``path``; the temporary file never stays behind
-    (unless the process is killed outright: the cache removes those, see :func:`rotlib.cache.cached_model`)."""
+    (unless the process is killed outright: the cache removes those, see :func:`rotlib.cache.cached_model`).
+    A write that fails on a full disk or a read-only folder raises :class:`WriteError`, which says so and what to
+    do; ``path`` then keeps what it held before."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        why = _why_not_written(path, err)
+        if why is None:
+            raise
+        raise WriteError(why) from err
     finally:
         tmp.unlink(missing_ok=True)
 

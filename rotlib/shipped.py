@@ -63,8 +63,21 @@ def sha256(path) -> str:
     return digest.hexdigest()
 
 
+def manifest_at(path: Path) -> dict:
+    """A manifest's contents; a damaged one (truncated, edited, no sha256) is refused like a damaged weights file:
+    its path and how to restore it."""
+    try:
+        manifest = json.loads(Path(path).read_text())
+        if not isinstance(manifest, dict) or "sha256" not in manifest:
+            raise ValueError("no sha256 field")
+    except ValueError as err:              # json.JSONDecodeError is a ValueError
+        raise ShippedModelError(f"the manifest {path} is damaged ({err}); restore it with `git checkout -- {path}` "
+                                "or re-make it with `make models`") from None
+    return manifest
+
+
 def read_manifest(stem: str) -> dict:
-    return json.loads((models_dir() / f"{stem}.json").read_text())
+    return manifest_at(models_dir() / f"{stem}.json")
 
 
 def find(stem: str) -> Path | None:
@@ -76,7 +89,7 @@ def find(stem: str) -> Path | None:
     if not manifest.exists():
         raise ShippedModelError(f"{weights} has no manifest {manifest.name}; restore both with `git checkout -- "
                                 f"{folder}` or delete the .pt file to train the model instead")
-    expected = json.loads(manifest.read_text())["sha256"]
+    expected = manifest_at(manifest)["sha256"]
     if sha256(weights) != expected:
         raise ShippedModelError(f"{weights} does not match the sha256 in {manifest.name} (changed or truncated); "
                                 f"restore it with `git checkout -- {weights}` or re-make it with `make models`")
@@ -225,7 +238,7 @@ def find_snapshot(profile, seed: int, epoch: int) -> Path | None:
     if not path.exists():
         return None
     manifest = path.with_suffix(".json")
-    if not manifest.exists() or json.loads(manifest.read_text())["sha256"] != sha256(path):
+    if not manifest.exists() or manifest_at(manifest)["sha256"] != sha256(path):
         raise ShippedModelError(f"{path} does not match its manifest {manifest.name}; restore both with "
                                 f"`git checkout -- {path.parent}` or re-make them with `make models`")
     return path

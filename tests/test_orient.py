@@ -1,6 +1,7 @@
 """``python -m rotlib orient`` and rotlib.orient: synthetic photos with a known "up" (a bright sky band on top)."""
 import hashlib
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -406,3 +407,45 @@ def test_symlink_loops_in_the_input_are_not_followed(oracle, tmp_path):
     (src / "self.png").symlink_to("self.png")
     results = O.orient_paths(oracle, src, recursive=True)
     assert [(r.path, r.turn) for r in results] == [("sub/x.png", 90)]
+
+
+def test_a_failed_write_is_said_and_the_tool_exits_non_zero(photos, tmp_path, capsys, monkeypatch):
+    """A read-only --apply folder and a full disk: each corrected copy says why it was not written, in words a
+    user acts on, and the command exits non-zero (a script must not believe the photos were fixed)."""
+    import errno
+    import os
+    from rotlib import files
+    oracle_orienter = O.Orienter(SkyOracle(), (0.5,) * 3, (0.25,) * 3, name="sky-oracle")
+    monkeypatch.setattr(O.Orienter, "from_file", classmethod(lambda cls, *a, **k: oracle_orienter))
+    out = tmp_path / "readonly"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        if os.access(out, os.W_OK):                      # root ignores permissions: stand in the kernel's answer
+            def refuse(image, path, *a, **k):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            monkeypatch.setattr(Image.Image, "save", refuse)
+        assert main(["orient", str(photos), "--model", "oracle.pt", "--apply", str(out)]) == 2
+    finally:
+        out.chmod(0o755)
+    captured = capsys.readouterr()
+    assert "3 rotated (0 corrected copies written, 3 failed)" in captured.out
+    assert "choose a writable folder" in captured.out and "could not be written" in captured.err
+    assert list(out.iterdir()) == []                     # nothing half-written
+    monkeypatch.undo()
+    monkeypatch.setattr(O.Orienter, "from_file", classmethod(lambda cls, *a, **k: oracle_orienter))
+
+    def full(image, path, *a, **k):                      # the disk fills up during the write
+        Path(path).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    monkeypatch.setattr(Image.Image, "save", full)
+    out = tmp_path / "full"
+    assert main(["orient", str(photos), "--model", "oracle.pt", "--apply", str(out)]) == 2
+    text = capsys.readouterr().out
+    assert "the disk is full" in text and "ROTLIB_CACHE" in text
+    assert list(out.iterdir()) == []                     # the partial temporary file is gone
+    # torch.save on a full disk raises a RuntimeError, not ENOSPC: the free space tells
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda p: type("usage", (), {"free": 1000})())
+    with pytest.raises(files.WriteError, match="the disk is full .1,000 bytes free"):
+        files.write_atomic(tmp_path / "ckpt.pt", lambda tmp: (_ for _ in ()).throw(RuntimeError("unexpected pos")))
+    assert not (tmp_path / "ckpt.pt").exists()

@@ -95,7 +95,16 @@ def test_a_changed_shipped_file_is_refused(tiny, tmp_path, monkeypatch):
     target.write_bytes(target.read_bytes()[:-10])            # truncated
     with pytest.raises(S.ShippedModelError, match="sha256"):
         cached_model(spec.name, spec.config, spec.build, _never_train)
-    target.with_suffix(".json").unlink()
+    target.write_bytes((tmp_path / "cache" / f"{spec.stem}.pt").read_bytes())
+    manifest = target.with_suffix(".json")
+    good = manifest.read_text()
+    manifest.write_text(good[:len(good) // 2])                # a truncated manifest: named, with its fix
+    with pytest.raises(S.ShippedModelError, match=rf"the manifest {manifest} is damaged .*git checkout -- {manifest}"):
+        cached_model(spec.name, spec.config, spec.build, _never_train)
+    manifest.write_text("{}")                                 # valid JSON, no sha256
+    with pytest.raises(S.ShippedModelError, match="no sha256 field"):
+        S.read_manifest(spec.stem)
+    manifest.unlink()
     with pytest.raises(S.ShippedModelError, match="no manifest"):
         cached_model(spec.name, spec.config, spec.build, _never_train)
 

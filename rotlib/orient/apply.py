@@ -32,6 +32,7 @@ class OrientResult:
     size: tuple[int, int] | None = None
     message: str = ""
     written: str | None = None
+    write_failed: bool = False        # a corrected copy was due and its write failed (the CLI then exits non-zero)
     decoded: Decoded | None = field(default=None, repr=False)   # kept only when asked (widget, notebook)
 
     @property
@@ -46,7 +47,8 @@ class OrientResult:
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("path", "status", "turn", "confidence", "probabilities",
-                                              "exif_orientation", "size", "message", "written")}
+                                              "exif_orientation", "size", "message", "written",
+                                              "write_failed")}
 
 
 def orient_image(orienter: Orienter, source, name: str | None = None,
@@ -169,7 +171,7 @@ def orient_paths(orienter: Orienter, path, min_confidence: float = DEFAULT_MIN_C
                     if res.decoded.image.dtype == torch.uint16:
                         res.message = "16-bit image written as 8-bit"
                 except (OSError, ValueError) as err:
-                    res.message = f"not written: {err}"
+                    res.message, res.write_failed = f"not written: {err}", True
         res.decoded = None                      # one image in memory at a time
         results.append(res)
         if on_result is not None:

@@ -32,5 +32,7 @@ def table_row(res: OrientResult, width: int = 28, applying: bool = False) -> str
 def summary_line(results: list[OrientResult]) -> str:
     count = {s: sum(r.status == s for r in results) for s in ("upright", "rotated", "unsure", "skipped")}
     written = sum(r.written is not None for r in results)
+    failed = sum(r.write_failed for r in results)
     return (f"{len(results)} files: {count['upright']} upright, {count['rotated']} rotated ({written} corrected copies "
-            f"written), {count['unsure']} unsure (left alone), {count['skipped']} skipped")
+            f"written{f', {failed} failed' if failed else ''}), {count['unsure']} unsure (left alone), "
+            f"{count['skipped']} skipped")
