@@ -272,7 +272,7 @@ def main(argv=None) -> int:
         flips = V.compare(new_v, old_v)
         loose = V.borderline(old_v)
         print(f"evidence: {len(evidence)} run(s) on other CPU kinds in {folder} ({', '.join(evidence) or 'none'})")
-        print(f"borderline verdicts (either side of the threshold accepted): {len(loose)} of {len(old_v)}")
+        print(f"borderline verdicts (any word within the margin accepted): {len(loose)} of {len(old_v)}")
         for p in problems + flips:
             print("FAIL", p)
         print(f"compare: {len(committed) - len(problems)} of {len(committed)} quantities within tolerance, "
