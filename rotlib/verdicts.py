@@ -22,8 +22,8 @@ difference moves with a standard deviation s_diff = sqrt(delta_a^2 / n_a + delta
 s_thr = Z * s_diff / sqrt(n - 1) (a standard deviation of n values moves by about delta / sqrt(n - 1)), the clearance
 with s = sqrt(s_diff^2 + s_thr^2). The **margin** is ``MARGIN`` * s: a verdict is **firm** when its clearance is
 beyond the margin either way (a resolved difference clears the threshold by more than the margin, a tie stays
-inside it by as much); otherwise it is **borderline**, its word holds on this CPU only, and CI accepts the word on
-any word the difference can reach within the margin. ``MARGIN`` is at least twice the largest clearance move seen in
+inside it by as much); otherwise it is **borderline**, its word holds on this CPU only, and CI accepts any word
+the difference can reach within the margin. ``MARGIN`` is at least twice the largest clearance move seen in
 the evidence, in units of s (``tests/test_verdicts.py::test_the_margin_covers_the_evidence`` recomputes it, and
 checks each run against the margins the other runs give). For an unpaired verdict of n_a and n_b seeds, n is the
 smaller (a wider margin).
@@ -198,8 +198,8 @@ def accepted_words(verdict: dict) -> set[str]:
 
 def compare(fresh: dict, committed: dict) -> list[str]:
     """Verdicts the committed notebooks state that a fresh run states with a word CI does not accept
-    (:func:`accepted_words`: a firm verdict must keep its word, a borderline one may cross its threshold) or not
-    at all."""
+    (:func:`accepted_words`: a firm verdict must keep its word, a borderline one may take any word within its
+    margin) or not at all."""
     problems = []
     for key, old in sorted(committed.items()):
         new = fresh.get(key)
