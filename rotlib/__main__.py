@@ -12,6 +12,7 @@ from . import experiments as E
 from .memory import keep_freed_memory
 from .profiles import PROFILES, get_profile
 from .rotations import ROTATION_SETS
+from .settings import current
 
 
 def _at_least(minimum: int, hint: str = ""):
@@ -98,10 +99,13 @@ def cmd_orient(args) -> dict:
         raise ValueError(f"--max-pixels must be 0 (no limit) or more, got {args.max_pixels}")
     if args.apply is not None:
         O.check_output(args.path, args.apply)          # refuse writing beside the originals before loading anything
+    env = current()
     if args.model:
         orienter = O.Orienter.from_file(args.model, tta=args.tta, device=args.device)
-    else:
+    elif args.profile or args.dataset or env.profile or env.dataset:
         orienter = O.Orienter.from_profile(get_profile(args.profile, args.dataset, args.device), tta=args.tta)
+    else:       # no checkout needed: the model installed with the package (the quick profile's shipped RotNet)
+        orienter = O.Orienter.packaged(tta=args.tta, device=args.device or env.device)
     print(f"{orienter}; confidence threshold {args.min_confidence:.2f}"
           + (f"; corrected copies go to {args.apply}" if args.apply else "; nothing is written (no --apply)"))
     print(O.table_header())
@@ -121,8 +125,9 @@ def _add_orient_parser(sub) -> None:
     p = sub.add_parser("orient", help="which way is up? fix the orientation of photos with a RotNet")
     p.set_defaults(fn=cmd_orient)
     p.add_argument("path", help="an image file or a folder of images (originals are never modified)")
-    p.add_argument("--model", help="a RotNet saved by rotlib's cache (cache/rotnet-*.pt); default: the profile's "
-                                   "4-rotation RotNet (trained first if it is not cached)")
+    p.add_argument("--model", help="a RotNet saved by rotlib's cache (cache/rotnet-*.pt); default: the RotNet installed "
+                                   "with the package (the quick profile's, seed 0), or with --profile/--dataset "
+                                   "(or ROTLIB_PROFILE/ROTLIB_DATASET) that profile's (trained first if not cached)")
     p.add_argument("--apply", metavar="OUT", help="write corrected copies of the rotated images to folder OUT")
     p.add_argument("--min-confidence", dest="min_confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                    help=f"below this probability an image is reported unsure and left alone "
@@ -133,7 +138,7 @@ def _add_orient_parser(sub) -> None:
     p.add_argument("--max-pixels", dest="max_pixels", type=int, default=MAX_PIXELS, metavar="N",
                    help=f"skip images whose header says more than N pixels, before decoding them (a guard against "
                         f"decompression bombs; default {MAX_PIXELS:,}, Pillow's; 0: no limit)")
-    p.add_argument("--profile", choices=list(PROFILES), default=None, help="whose RotNet to use without --model")
+    p.add_argument("--profile", choices=list(PROFILES), default=None, help="use this profile's RotNet instead of the packaged one")
     p.add_argument("--dataset", help="the dataset of the profile's RotNet, without --model (default: the profile's)")
     p.add_argument("--device", help="auto (default), cpu, cuda, ...")
 

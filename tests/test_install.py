@@ -54,3 +54,68 @@ def test_an_installed_package_elsewhere_follows_rotlib_home(installed, tmp_path)
     assert found["package"].startswith(str(installed)) and found["shipped"].startswith(str(ROOT / "models"))
     with pytest.raises(AssertionError, match="ROTLIB_HOME"):      # and without it, it says what to do
         _probe(installed, tmp_path, ROTLIB_CACHE=str(tmp_path / "cache"))
+
+
+# ------------------------------------------------- the orientation tool from a wheel, with no checkout
+def _snapshot(*folders):
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for f in folders for p in Path(f).rglob("*")}
+
+
+def test_the_orientation_tool_runs_from_a_wheel_in_a_fresh_venv_with_no_checkout(tmp_path):
+    """``pip install <checkout>`` into a fresh virtual environment, then ``python -m rotlib orient`` from another
+    folder: the model travels in the package, nothing of the checkout is read and no file is written."""
+    import site
+    import numpy as np
+    import torch
+    from PIL import Image
+    from rotlib import orient as O
+    from rotlib.data import load_dataset
+    src = tmp_path / "src"                                   # build from a copy: the build must not touch the checkout
+    shutil.copytree(ROOT / "rotlib", src / "rotlib", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / f, src / f)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+                    "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True, timeout=300)
+    wheel, = (tmp_path / "dist").glob("rotlib-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
+    py = venv / "bin" / "python"
+    purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    # the dependencies (torch, ...) from this environment: a bare path line, so its editable rotlib stays out
+    (Path(purelib) / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    subprocess.run([py, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True,
+                   capture_output=True, timeout=300)
+
+    # 8 real CIFAR-10 test images turned by 0/90/180/270 degrees, ones the packaged model gets right
+    orienter = O.Orienter.packaged()
+    test = load_dataset("cifar10-5k", "test")
+    photos, home, elsewhere = tmp_path / "photos", tmp_path / "home", tmp_path / "elsewhere"
+    for folder in (photos, home, elsewhere):
+        folder.mkdir()
+    truth, i = {}, 0
+    while len(truth) < 8:
+        k = len(truth) % 4
+        image = torch.rot90(test.images[i], k, dims=(1, 2))
+        turn, confidence, _ = orienter.predict(image)
+        if turn == O.TURNS[k] and confidence >= O.DEFAULT_MIN_CONFIDENCE:
+            name = f"img{i:04d}.png"
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(photos / name)
+            truth[name] = turn
+        i += 1
+    expected = [O.table_row(r) for r in O.orient_paths(orienter, photos)]
+    before = _snapshot(photos, home, elsewhere)
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}       # no ROTLIB_*, no PYTHONPATH: nothing points at the checkout
+    where = subprocess.run([py, "-I", "-c", "import rotlib; print(rotlib.__file__)"], cwd=elsewhere, env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert where.startswith(str(venv)), where                # the wheel's copy, not the checkout
+    out = subprocess.run([py, "-I", "-m", "rotlib", "orient", str(photos)], cwd=elsewhere, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "packaged rotnet-" in out.stdout
+    for row in expected:                                     # the same turn and confidence as in this process
+        assert row in out.stdout, (row, out.stdout)
+    assert sorted(truth.values()) == sorted(O.TURNS * 2)
+    assert _snapshot(photos, home, elsewhere) == before      # touched no file: no cache, nothing written
+    assert "8 files: 2 upright, 6 rotated" in out.stdout

@@ -331,6 +331,30 @@ def test_upload_widget(oracle):
     assert widget.update(b"garbage", "oops.jpg").status == "skipped"
 
 
+def test_upload_bars_green_only_when_right_and_a_still(oracle):
+    """The answer's bar: green if right, red if wrong, blue for an upload (truth unknown); the widget stores a still."""
+    import base64
+    from matplotlib.colors import to_hex
+    green, red, blue, grey = (to_hex(c) for c in ("tab:green", "tab:red", "tab:blue", "tab:gray"))
+    widget = O.OrientationWidget(oracle)
+    still = widget.ui._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in still and base64.b64decode(still["image/png"])[:4] == b"\x89PNG"
+    buf = io.BytesIO()
+    Image.fromarray(turned(upright(48, 64), 3)).save(buf, format="PNG")
+    res = widget.update(buf.getvalue(), "example.png", truth=270)                     # answer 90° cw (270)
+    for truth, colour in [(270, green), (90, red), (None, blue)]:
+        bars = O.show_result(res, oracle, truth=truth).axes[2]
+        assert [to_hex(p.get_facecolor()) for p in bars.patches] == [grey, grey, grey, colour], truth
+    assert "wrong, truly 90° ccw" in O.show_result(res, oracle, truth=90).axes[2].get_title()
+
+    def colours(png):
+        return {"#%02x%02x%02x" % c[1] for c in Image.open(io.BytesIO(png)).convert("RGB").getcolors(1 << 20)}
+
+    assert widget.truth == 270 and {green} <= colours(widget.png()) - {red, blue}       # the still shows the example
+    widget._on_upload({"new": ({"name": "mine.png", "content": memoryview(buf.getvalue())},)})
+    assert widget.truth is None and {blue} <= colours(widget.png()) - {red, green}      # an upload: truth unknown
+
+
 # ---------------------------------------------------------------- a real (tiny) RotNet, trained here
 def test_tiny_rotnet_learns_which_way_is_up(tiny, tmp_path, capsys, monkeypatch):
     """A NIN trained in seconds on 32x32 images with a bright top (conftest) fixes larger, non-square photos;
@@ -449,3 +473,28 @@ def test_a_failed_write_is_said_and_the_tool_exits_non_zero(photos, tmp_path, ca
     with pytest.raises(files.WriteError, match="the disk is full .1,000 bytes free"):
         files.write_atomic(tmp_path / "ckpt.pt", lambda tmp: (_ for _ in ()).throw(RuntimeError("unexpected pos")))
     assert not (tmp_path / "ckpt.pt").exists()
+
+
+# ---------------------------------------------------------------- the packaged model (no checkout needed)
+def test_the_packaged_model_is_the_shipped_quick_rotnet_byte_for_byte():
+    from rotlib.orient import packaged
+    from rotlib.shipped import sha256
+    source = packaged.source()
+    assert source.parent.name == "models", f"{source}: the quick RotNet is not shipped"
+    assert packaged.manifest()["of"] == source.stem, "refresh it: python -m rotlib.orient.packaged"
+    assert sha256(packaged.weights()) == sha256(source) == packaged.manifest()["sha256"]
+    assert packaged.WEIGHTS.stat().st_size < 5_000_000
+    orienter = O.Orienter.packaged()
+    assert (orienter.size, orienter.channels, orienter.mean) == (32, 3, tuple(float(m) for m in O.orienter._DATASET_STATS["cifar10-5k"][0]))
+
+
+def test_a_damaged_packaged_model_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    from rotlib.orient import packaged
+    bad = tmp_path / "upright.pt"
+    bad.write_bytes(packaged.WEIGHTS.read_bytes()[:-10])
+    monkeypatch.setattr(packaged, "WEIGHTS", bad)
+    with pytest.raises(packaged.PackagedModelError, match="reinstall rotlib"):
+        O.Orienter.packaged()
+    monkeypatch.setattr(packaged, "MANIFEST", tmp_path / "missing.json")
+    with pytest.raises(packaged.PackagedModelError, match="manifest .* missing or damaged"):
+        O.Orienter.packaged()

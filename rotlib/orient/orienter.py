@@ -114,6 +114,15 @@ class Orienter:
         return cls(model, data.mean, data.std, size=data.shape[-1], tta=tta, name=spec.stem)
 
     @classmethod
+    def packaged(cls, tta: bool = False, device: str | None = None) -> "Orienter":
+        """The RotNet installed with the package (:mod:`rotlib.orient.packaged`): no checkout, data or training
+        needed; the same weights as the quick profile's shipped RotNet of seed 0."""
+        from . import packaged
+        orienter = cls.from_file(packaged.weights(), tta=tta, device=device)
+        orienter.name = f"packaged {packaged.manifest()['of']}"
+        return orienter
+
+    @classmethod
     def from_file(cls, path, tta: bool = False, size: int | None = None, device: str | None = None) -> "Orienter":
         """A RotNet saved by rotlib's cache (``cache/rotnet-*.pt``): weights, architecture and training config."""
         from ..models import NetworkInNetwork
