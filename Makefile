@@ -18,15 +18,22 @@ RUN    := env -u MPLBACKEND ROTLIB_PROGRESS=0
 # a notebook cell may train for this long (seconds): 30 min on a CPU; the paper profile's 200-epoch cells take hours
 CELL_TIMEOUT ?= $(if $(filter paper,$(PROFILE)),172800,1800)
 
-.PHONY: setup fashion-mnist models notebooks test unit results check-results bench bench-step bench-gpu gpu-smoke reproduce clean-cache browser-test
+.PHONY: setup constraints fashion-mnist models notebooks test unit results check-results bench bench-step bench-gpu gpu-smoke reproduce clean-cache browser-test
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# the exact versions CI uses (constraints.txt) within pyproject.toml's ranges
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
+
+# After an upgrade of the environment: record its exact versions for make setup and CI.
+constraints: $(STAMP)
+	@$(PY) -c "import selenium" 2>/dev/null || $(PY) -m pip install --quiet -c constraints.txt -e ".[browser]"
+	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^rotlib'; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
 
 # Fashion-MNIST (optional: ROTLIB_DATASET=fashion-mnist), offline first: Debian's package where apt is usable,
 # else torchvision downloads it.
@@ -64,30 +71,32 @@ test: setup
 	$(PY) -m rotlib.results compare $(FRESH)/$(PROFILE).json results/$(PROFILE).json
 	$(MAKE) check-results
 
-# The README's results table, generated from results/*.json.
+# The README's results and claims tables and docs/models.md's shipped models table, generated from results/*.json
+# and models/.
 results: $(STAMP)
 	$(PY) -m rotlib.results readme
 
-# Fast, trains nothing: the README's table and every "mean ± std" in the stored notebooks agree with results/.
+# Fast, trains nothing: the generated tables, every "mean ± std" in README.md and docs/*.md and in the stored
+# notebooks agree with results/.
 check-results: $(STAMP)
 	$(PY) -m rotlib.results check --profile $(PROFILE)
 
 # The widgets in a real JupyterLab in headless Chromium (tools/browser_test.py), offline: Debian's chromium and
 # chromium-driver, Selenium from the "browser" extra. NOTEBOOKS="notebooks/01_pretext_task.ipynb ..." picks the
-# notebooks (default: every notebook that uses rotlib.widgets). Run it after make test / make notebooks: 02 and 04
-# load their models from the cache. Screenshots: screenshots/browser-test/.
+# notebooks (default: every notebook that uses rotlib.widgets or the upload widget). Run it after make test / make
+# notebooks: 02, 04 and 08 load their models from the cache. Screenshots: screenshots/browser-test/.
 browser-test: setup
 	@if ! [ -x "$${CHROMIUM:-/usr/bin/chromium}" ] || ! [ -x "$${CHROMEDRIVER:-/usr/bin/chromedriver}" ]; then \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get install -y -q chromium chromium-driver || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }; \
 	fi
-	@$(PY) -c "import selenium" 2>/dev/null || $(PY) -m pip install --quiet -e ".[browser]"
+	@$(PY) -c "import selenium" 2>/dev/null || $(PY) -m pip install --quiet -c constraints.txt -e ".[browser]"
 	ROTLIB_RESULTS=$(CURDIR)/build/results-browser $(PY) tools/browser_test.py $(NOTEBOOKS)
 
 bench: setup
 	$(PY) benchmarks/throughput.py
 
-# Issue 15: where the time of one training step goes and what makes it faster (~20 min; see README, Speed).
+# Issue 15: where the time of one training step goes and what makes it faster (~20 min; see docs/speed.md).
 bench-step: setup
 	$(PY) benchmarks/step.py
 

@@ -227,7 +227,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=None, help="steps per timed block (default: per model)")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--markdown", metavar="JSON", help="print the README's tables from a results file, time nothing")
+    ap.add_argument("--markdown", metavar="JSON", help="print docs/speed.md's tables from a results file, time nothing")
     ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.markdown:
@@ -317,7 +317,7 @@ def main():
 
 
 def markdown(report: dict) -> str:
-    """The README's tables: speed-up per candidate (median over passes, each pass in brackets) and the breakdown."""
+    """docs/speed.md's tables: speed-up per candidate (median over passes, each pass in brackets) and the breakdown."""
     models = report["models"]
     names = list(dict.fromkeys(n for m in models.values() for n in m["candidates"]))
     head = "| candidate | computes | " + " | ".join(f"{m} NIN: x (per pass)" for m in models) + " |"

@@ -1,6 +1,6 @@
 """Keep freed memory in the process: the CPU speed-up of issue 15 that changes nothing computed.
 
-Why it helps (measured by ``benchmarks/step.py``, see README "Speed"):
+Why it helps (measured by ``benchmarks/step.py``, see docs/speed.md):
 glibc's ``malloc`` serves large blocks with ``mmap`` and gives them back to
 the operating system on ``free``. A training step allocates and frees the
 same large activation and gradient tensors every step (up to hundreds of MB

@@ -118,10 +118,27 @@ def grouped_bars(table: dict[str, dict[str, float]], ax=None, ylabel: str = "tes
     return ax
 
 
+# ---------------------------------------------------------------- a model's answer among probability bars (widgets)
+ANSWER_COLOURS = {"right": "tab:green", "wrong": "tab:red", None: "tab:blue"}    # None: the truth is unknown
+OTHER_BARS = "tab:gray"
+
+
+def verdict(answer: int, truth: int | None = None) -> str | None:
+    """"right" or "wrong" when the truth is known, None when it is not (a user's upload)."""
+    return None if truth is None else "right" if answer == truth else "wrong"
+
+
+def answer_colours(n: int, answer: int, truth: int | None = None) -> list[str]:
+    """Colours of ``n`` probability bars: the answer's bar green only when it is the truth, red when it is not,
+    blue when the truth is unknown; the other bars grey. Every widget's bars use this one rule."""
+    return [ANSWER_COLOURS[verdict(answer, truth)] if i == answer else OTHER_BARS for i in range(n)]
+
+
 def overlay(image: torch.Tensor, heat: torch.Tensor, ax, alpha: float = 0.5, title: str | None = None):
-    """An image with a [0, 1] attention map drawn over it (jet colour map)."""
+    """An image with a [0, 1] attention map drawn over it (jet colour map), each pixel of ``heat`` a sharp square:
+    upsample a coarse map with ``normalize_maps(maps, size, mode="nearest")`` to keep its cells visible."""
     ax.imshow(to_display(image), cmap="gray", interpolation="nearest")
-    ax.imshow(heat.detach().cpu().numpy(), cmap="jet", alpha=alpha, vmin=0, vmax=1, interpolation="bilinear")
+    ax.imshow(heat.detach().cpu().numpy(), cmap="jet", alpha=alpha, vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=8)

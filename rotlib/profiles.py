@@ -109,7 +109,7 @@ class Profile:
         return asdict(self)
 
 
-# The shipped models' recipe (issue 19; README, "How the shipped models were made"), measured on a 2-core CPU:
+# The shipped models' recipe (issue 19; docs/models.md, "How the shipped models were made"), measured on a 2-core CPU:
 # width 64, batches of 16 images x 4 rotations, 32 epochs with random crop + flip for the main RotNet (seed 0 on
 # an Intel Xeon: rotation 74.8%, conv2 probe 62.3%, vs 64.7% and 53.7% after 4 epochs without augmentation),
 # three seeds. The ablations (Table 2, one random rotation per image) and their own 4-rotation reference at
@@ -127,7 +127,7 @@ _QUICK = Profile(name="quick", dataset="cifar10-5k", num_blocks=4, width=64, n_t
 PROFILES = {
     "quick": _QUICK,
     # The quick profile with every evaluation (features, probes, accuracies) in fp32 instead of bf16: the same shipped
-    # models, other kernels: one more run for results/evidence/quick/ (README, "Every CPU kind"), from which CI's
+    # models, other kernels: one more run for results/evidence/quick/ (docs/every-cpu-kind.md), from which CI's
     # tolerances and the verdicts' margins are derived; its results go to results/quick-fp32eval.json.
     "quick-fp32eval": _QUICK.replace(name="quick-fp32eval", eval_precision="fp32"),
     "paper": Profile(name="paper", dataset="cifar10", num_blocks=4, width=192, n_train=None, n_test=None,

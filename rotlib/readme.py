@@ -1,7 +1,8 @@
-"""The README's generated tables: results (from ``results/<profile>.json``), shipped models and claims.
+"""The generated tables: results (from ``results/<profile>.json``) and claims in README.md, shipped models in
+docs/models.md.
 
-``make results`` (``python -m rotlib.results readme``) splices them into README.md between their markers;
-``make check-results`` fails when the README holds anything else there.
+``make results`` (``python -m rotlib.results readme``) splices them into their page between their markers;
+``make check-results`` fails when a page holds anything else there.
 """
 from __future__ import annotations
 
@@ -137,24 +138,50 @@ def claims_table(profile: str = "quick", folder: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def _splice(text: str, table: str, start: str = TABLE_START, end: str = TABLE_END) -> str:
+def _splice(text: str, table: str, start: str = TABLE_START, end: str = TABLE_END, page: str = "README.md") -> str:
     if start not in text or end not in text:
-        raise ValueError(f"README.md lacks the markers {start!r} ... {end!r}")
+        raise ValueError(f"{page} lacks the markers {start!r} ... {end!r}")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{start}\n{table}\n{end}{tail}"
 
 
 def readme_text(text: str) -> str:
-    """README.md's text with its generated tables (results, shipped models, claims) as `make results` writes them."""
-    text = _splice(_splice(text, readme_table()), models_table(), MODELS_START, MODELS_END)
-    return _splice(text, claims_table(), CLAIMS_START, CLAIMS_END)
+    """README.md's text with its generated tables (results, claims) as `make results` writes them."""
+    return _splice(_splice(text, readme_table()), claims_table(), CLAIMS_START, CLAIMS_END)
+
+
+def models_page_text(text: str) -> str:
+    """docs/models.md's text with its generated shipped-models table as `make results` writes it."""
+    return _splice(text, models_table(), MODELS_START, MODELS_END, MODELS_PAGE)
 
 
 def readme_path() -> Path:
     return current().home / "README.md"
 
 
+MODELS_PAGE = "docs/models.md"                   # the shipped models' table (moved out of the README, issue 33)
+
+
+def models_page_path() -> Path:
+    return current().home / MODELS_PAGE
+
+
+def generated_pages() -> list[tuple[Path, object]]:
+    """Each page that holds generated tables, with the function that gives its text as `make results` writes it."""
+    return [(readme_path(), readme_text), (models_page_path(), models_page_text)]
+
+
+def checked_pages() -> list[Path]:
+    """The pages whose every "mean ± std" `make check-results` checks against results/: README.md and docs/*.md."""
+    return [readme_path()] + sorted((current().home / "docs").glob("*.md"))
+
+
 def write_readme(readme: Path | None = None) -> None:
     readme = readme or readme_path()
     readme.write_text(readme_text(readme.read_text()))
+
+
+def write_models_page(page: Path | None = None) -> None:
+    page = page or models_page_path()
+    page.write_text(models_page_text(page.read_text()))

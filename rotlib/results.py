@@ -4,9 +4,10 @@ Notebooks compute a quantity once (cached, see :mod:`rotlib.experiments`)
 and :func:`record` it here under a stable name, e.g.
 ``table1.nonlinear.rotnet.conv2``, with its per-seed values, their mean,
 standard deviation and count, and the paper's number where there is one.
-The README's results table is generated from these files (``make results``)
-and ``make check-results`` checks that the README and every "mean ± std"
-printed in a stored notebook agree with them. CI re-executes the notebooks
+The README's results and claims tables are generated from these files (``make results``;
+the shipped models' table in docs/models.md too) and ``make check-results`` checks that those
+tables, every "mean ± std" in README.md and docs/*.md and every one printed in a stored notebook
+agree with them. CI re-executes the notebooks
 into a fresh file and :func:`compare` fails when a fresh value leaves its
 tolerance around the committed one.
 
@@ -232,8 +233,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rotlib.results", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("table", help="print the README's results table")
-    sub.add_parser("readme", help="write the results table into README.md")
-    chk = sub.add_parser("check", help="README table and stored notebooks agree with results/*.json")
+    sub.add_parser("readme", help="write the results and claims tables into README.md, the models table into docs/models.md")
+    chk = sub.add_parser("check", help="README, docs/ and stored notebooks agree with results/*.json")
     chk.add_argument("--profile", default="quick")
     cmp_ = sub.add_parser("compare", help="a fresh results file against the committed one")
     cmp_.add_argument("fresh", type=Path)
@@ -242,24 +243,32 @@ def main(argv=None) -> int:
                       help="a folder of runs on other CPU kinds (default: evidence/<profile>/ beside the committed "
                            "file): each tolerance at least twice the largest deviation seen there")
     args = parser.parse_args(argv)
-    from .readme import readme_path, readme_table, readme_text, write_readme
+    from .readme import (checked_pages, generated_pages, models_page_path, readme_path, readme_table,
+                         write_models_page, write_readme)
+    home = current().home
     if args.cmd == "table":
         print(readme_table())
     elif args.cmd == "readme":
         write_readme()
-        print(f"wrote the results table into {readme_path()}")
+        write_models_page()
+        print(f"wrote the results and claims tables into {readme_path()} and the shipped models table into "
+              f"{models_page_path()}")
     elif args.cmd == "check":
-        problems, README = [], readme_path()
-        if readme_text(README.read_text()) != README.read_text():
-            problems.append("README.md's results or models table is not what `make results` generates: run "
-                            "`make results`")
-        notebooks = sorted((current().home / "notebooks").glob("[0-9]*.ipynb"))
+        problems = []
+        for page, generate in generated_pages():
+            if generate(page.read_text()) != page.read_text():
+                problems.append(f"{page.relative_to(home)}'s generated tables are not what `make results` generates: "
+                                "run `make results`")
+        notebooks = sorted((home / "notebooks").glob("[0-9]*.ipynb"))
         problems += check_notebooks(load(args.profile), notebooks, V.load(results_path(args.profile)))
         every = {f"{p}:{k}": v for p in ("quick", "paper") for k, v in load(p).items()}
-        problems += check_text(every, README.read_text(), "README.md")
+        pages = checked_pages()
+        for page in pages:
+            problems += check_text(every, page.read_text(), str(page.relative_to(home)))
         for p in problems:
             print("FAIL", p)
-        print(f"check-results: {len(problems)} problem(s) in README.md and {len(notebooks)} notebooks")
+        print(f"check-results: {len(problems)} problem(s) in README.md, {len(pages) - 1} docs/ pages and "
+              f"{len(notebooks)} notebooks")
         return 1 if problems else 0
     elif args.cmd == "compare":
         fresh, committed = (json.loads(p.read_text()) for p in (args.fresh, args.committed))

@@ -36,22 +36,36 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _accelerator() -> torch.device | None:
+    """The accelerator this torch can use: CUDA first, else the one ``torch.accelerator`` reports (Apple MPS,
+    Intel XPU, ...), else None."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.accelerator.is_available():
+        return torch.device(torch.accelerator.current_accelerator().type)
+    return None
+
+
 def pick_device(preference: str | None = None) -> torch.device:
-    """``auto`` (default, or $ROTLIB_DEVICE): CUDA when present, else CPU."""
+    """``auto`` (default, or $ROTLIB_DEVICE): CUDA when present, else another accelerator torch reports (MPS,
+    XPU), else the CPU. A named device that is not there is refused (never silently replaced by the CPU)."""
     pref = preference or current().device or "auto"
     if pref == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if pref.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {pref!r} requested but CUDA is not available; use --device cpu or auto")
-    return torch.device(pref)
+        return _accelerator() or torch.device("cpu")
+    device = torch.device(pref)
+    found = _accelerator()
+    if device.type != "cpu" and (found is None or found.type != device.type):
+        raise RuntimeError(f"device {pref!r} requested but this torch ({torch.__version__}) has no usable "
+                           f"{device.type.upper()} device (it sees {found or 'the CPU only'}); use --device cpu or auto")
+    return device
 
 
 def resolve_precision(device: torch.device, precision: str = "auto") -> str:
     """The precision a run on ``device`` uses: ``"bf16"``, ``"fp16"`` or ``"fp32"``.
 
     ``auto``: bf16 where the hardware has it natively (CPUs with AVX-512 BF16 or AMX; CUDA GPUs of compute
-    capability 8.0 and up), else fp16 with loss scaling on CUDA GPUs with tensor cores (7.x: V100, T4), else
-    fp32. ``torch.cuda.is_bf16_supported()`` alone also counts emulated bf16, which is slow, so it is asked
+    capability 8.0 and up; Intel XPUs that report it), else fp16 with loss scaling on CUDA GPUs with tensor cores
+    (7.x: V100, T4), else fp32 (Apple MPS too). ``torch.cuda.is_bf16_supported()`` alone also counts emulated bf16, which is slow, so it is asked
     with ``including_emulation=False``. An explicit request the hardware cannot honour is refused, never
     silently replaced, but for bf16 on a CPU without it: that runs emulated (:func:`fit` warns when it trains so),
     so the quick profile's pinned bf16, and so its models' keys, are the same on every CPU.
@@ -65,7 +79,9 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
         fp16 = torch.cuda.get_device_capability(device) >= (7, 0)
     elif device.type == "cpu":
         bf16, fp16 = torch.ops.mkldnn._is_mkldnn_bf16_supported(), False
-    else:
+    elif device.type == "xpu":         # Intel GPUs: bf16 where the device has it
+        bf16, fp16 = torch.xpu.is_bf16_supported(), False
+    else:                              # MPS and others: fp32 (autocast's op coverage there is partial)
         bf16 = fp16 = False
     if precision == "auto":
         return "bf16" if bf16 else "fp16" if fp16 else "fp32"
@@ -214,9 +230,9 @@ def _prepare(x: torch.Tensor, device, channels_last: bool, non_blocking: bool = 
 
 
 def _on_device(data, device: torch.device):
-    """In-memory data moved once to a GPU, so every batch is indexed there (CIFAR-10's 50,000 uint8 images take
+    """In-memory data moved once to an accelerator, so every batch is indexed there (CIFAR-10's 50,000 uint8 images take
     150 MB) instead of copied from the host every step. A new object: the caller's data stay where they are."""
-    if device.type != "cuda":
+    if device.type == "cpu":
         return data
     if isinstance(data, D.ImageData):
         return dataclasses.replace(data, images=data.images.to(device), labels=data.labels.to(device))

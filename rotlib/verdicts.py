@@ -47,7 +47,7 @@ from .files import update_json
 
 Z = 2.0                     # a difference within Z standard errors is a tie
 MARGIN = 5.0                # a verdict is firm when its clearance is beyond MARGIN standard deviations of its move
-                            # between CPU kinds: at least twice the largest move seen (2.37; README "Every CPU kind")
+                            # between CPU kinds: at least twice the largest move seen (2.37; docs/every-cpu-kind.md)
 CLAIMS = (None, "higher", "lower")
 WORDS = ("agrees", "differs", "tie", "higher", "lower")
 

@@ -19,7 +19,7 @@ import torch
 
 from .attention import block_attention, normalize_maps
 from .modes import evaluating
-from .plots import overlay, to_display
+from .plots import answer_colours, overlay, to_display, verdict
 from .rotations import rotate, rotate_by_angle, rotation_angles
 
 
@@ -59,13 +59,17 @@ class _FigureWidget:
 
     def png(self) -> bytes:
         """The current state as a PNG image (what ``update()`` draws), e.g. for a static copy of the notebook."""
-        _, fig = self._draw(**{k: getattr(self, k).value for k in self.controls})
-        fig.text(0.5, 0, "(a still of the widget: run the notebook to use it)", ha="center", va="top", fontsize=7,
-                 color="gray")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-        plt.close(fig)
-        return buf.getvalue()
+        return still_png(self._draw(**{k: getattr(self, k).value for k in self.controls})[1])
+
+
+def still_png(fig) -> bytes:
+    """A widget's figure as PNG bytes, captioned as a still; closes the figure."""
+    fig.text(0.5, 0, "(a still of the widget: run the notebook to use it)", ha="center", va="top", fontsize=7,
+             color="gray")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 class RotateImageWidget(_FigureWidget):
@@ -123,10 +127,12 @@ class RotationPredictionWidget(_FigureWidget):
         a.imshow(to_display(rotate_by_angle(self.data.images[index], angle)), cmap="gray", interpolation="nearest")
         a.set_title(f"rotated by {angle} deg", fontsize=8)
         a.axis("off")
-        colors = ["tab:green" if i == int(probs.argmax()) else "tab:gray" for i in range(len(probs))]
-        b.bar([f"{d}°" for d in self.angles], probs.numpy(), color=colors)
+        answer = int(probs.argmax())
+        truth = self.angles.index(angle % 360) if angle % 360 in self.angles else None   # 35°: none of its classes
+        b.bar([f"{d}°" for d in self.angles], probs.numpy(), color=answer_colours(len(probs), answer, truth))
         b.set_ylim(0, 1)
-        b.set_title("RotNet: which rotation was applied?", fontsize=8)
+        said = f"its answer {self.angles[answer]}°: " + (verdict(answer, truth) or f"{angle}° is none of these")
+        b.set_title(f"RotNet: which rotation was applied?\n{said}", fontsize=8)
         return probs, fig
 
 
@@ -157,7 +163,7 @@ class AttentionWidget(_FigureWidget):
         model = self.models[network]
         device = next(model.parameters()).device
         maps = block_attention(model, self.data.normalize(raw).to(device), block, p).cpu()
-        heat = normalize_maps(maps, size=raw.shape[-1])[0]
+        heat = normalize_maps(maps, size=raw.shape[-1], mode="nearest")[0]     # the map's cells, not smoothed
         fig, ax = plt.subplots(figsize=(2.8, 3.0))
         overlay(raw[0], heat, ax, title=f"{network}, {block}, p={p}, {90 * k}°")
         return heat, fig

@@ -98,17 +98,37 @@ def test_readme_table_is_generated_and_spliced(results_dir, tmp_path):
     assert "| Table 1, RotNet + non-linear, conv1 / conv2 / conv3 / conv4 |" in table
     assert "59.0 ± 1.4" in table and "89.06" in table
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{README.TABLE_START}\nold\n{README.TABLE_END}\nmiddle\n{README.MODELS_START}\nstale\n{README.MODELS_END}\n"
+    readme.write_text(f"intro\n{README.TABLE_START}\nold\n{README.TABLE_END}\nmiddle\n"
                       f"{README.CLAIMS_START}\nold claims\n{README.CLAIMS_END}\noutro\n")
     README.write_readme(readme)
     text = readme.read_text()
-    assert "old" not in text and "stale" not in text and "59.0 ± 1.4" in text
+    assert "old" not in text and "59.0 ± 1.4" in text
     assert "No verdicts are recorded yet" in text          # the claims table, from results/quick.verdicts.json
     assert text.startswith("intro") and "middle" in text and text.endswith("outro\n")
+    assert README.MODELS_START not in text                # the shipped models' table lives in docs/models.md
+    page = tmp_path / "models.md"                         # docs/models.md: the shipped models' table (issue 33)
+    page.write_text(f"# The shipped models\n{README.MODELS_START}\nstale\n{README.MODELS_END}\nafter\n")
+    README.write_models_page(page)
+    text = page.read_text()
+    assert "stale" not in text and text.startswith("# The shipped models") and text.endswith("after\n")
     assert "| RotNet, 4 rotations, 32 epochs | 3 | 32 |" in text          # the shipped models' table
     readme.write_text(f"intro\n{README.TABLE_START}\nold\n{README.TABLE_END}\n")
     with pytest.raises(ValueError, match="lacks the markers"):
         README.write_readme(readme)
+    page.write_text("no markers\n")
+    with pytest.raises(ValueError, match="docs/models.md lacks the markers"):
+        README.write_models_page(page)
+
+
+def test_the_checkouts_generated_tables_are_on_their_pages():
+    """README.md holds the results and claims tables' markers, docs/models.md the shipped models' (issue 33), and
+    the check reads both (whether their contents are as generated is `make check-results`' job: under `make test`
+    ROTLIB_RESULTS points at the fresh results)."""
+    readme = README.readme_path().read_text()
+    assert README.TABLE_START in readme and README.CLAIMS_START in readme and README.MODELS_START not in readme
+    assert README.MODELS_START in README.models_page_path().read_text()
+    assert [p for p, _ in README.generated_pages()] == [README.readme_path(), README.models_page_path()]
+    assert README.models_page_path() in README.checked_pages()
 
 
 def test_runs_on_other_cpu_kinds_widen_tolerances():

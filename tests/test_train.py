@@ -210,3 +210,26 @@ def test_probe_blocks_without_precomputed_features_on_cuda(tiny):
     net, test = E.random_init(tiny), E.load_split(tiny, "test")
     accuracy(net, test, ClassificationTask(test.normalize), device="cuda")
     assert next(net.parameters()).device.type == "cpu"  # evaluation does not move the caller's model
+
+
+# ---------------------------------------------------------------- device="auto" on every accelerator (mocked)
+@pytest.mark.parametrize("cuda, other, expected", [(True, "cuda", "cuda"), (False, "mps", "mps"), (False, "xpu", "xpu"),
+                                                   (False, None, "cpu")])
+def test_auto_prefers_cuda_then_any_accelerator_then_the_cpu(monkeypatch, cuda, other, expected):
+    """No MPS/XPU machine runs CI: torch's availability answers are mocked, the choice is rotlib's."""
+    from rotlib.train import pick_device, resolve_precision
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: other is not None)
+    monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda *a, **k: torch.device(other) if other else None)
+    assert pick_device("auto") == torch.device(expected)
+    if expected in ("mps", "xpu"):
+        monkeypatch.setattr(torch.xpu, "is_bf16_supported", lambda *a, **k: True)
+        assert resolve_precision(torch.device(expected), "auto") == {"mps": "fp32", "xpu": "bf16"}[expected]
+        assert pick_device(expected) == torch.device(expected)
+        with pytest.raises(RuntimeError, match="no usable CUDA device"):
+            pick_device("cuda")
+        with pytest.raises(ValueError, match="precision 'fp16' requested"):
+            resolve_precision(torch.device(expected), "fp16")
+    if expected == "cpu":
+        with pytest.raises(RuntimeError, match="no usable MPS device .*sees the CPU only"):
+            pick_device("mps")

@@ -8,9 +8,13 @@ import torch
 
 matplotlib.use("Agg")
 
+from matplotlib.colors import to_hex  # noqa: E402
+
 from rotlib import NetworkInNetwork  # noqa: E402
+from rotlib.data import ImageData  # noqa: E402
 from rotlib.filters import (colour_share, filter_stats, first_layer_weight, log_power_spectrum,  # noqa: E402
                             upsample)
+from rotlib.plots import answer_colours  # noqa: E402
 from rotlib.rotations import rotate  # noqa: E402
 from rotlib.widgets import AttentionWidget, RotateImageWidget, RotationPredictionWidget  # noqa: E402
 from rotlib import experiments as E  # noqa: E402
@@ -78,6 +82,64 @@ def test_rotation_prediction_widget(tiny):
     w.update()
     assert torch.allclose(moved(w, draws, "index", 5), w.probabilities(0, 5))
     assert torch.allclose(moved(w, draws, "angle", 270), w.probabilities(270, 5))
+
+
+GREEN, RED, BLUE, GREY = (to_hex(c) for c in ("tab:green", "tab:red", "tab:blue", "tab:gray"))
+
+
+def bar_colours(ax):
+    return [to_hex(p.get_facecolor()) for p in ax.patches]
+
+
+def test_answer_colours_green_only_when_right():
+    """The one rule of every widget's bars: the answer green if right, red if wrong, blue if the truth is unknown."""
+    assert [to_hex(c) for c in answer_colours(4, 1, truth=1)] == [GREY, GREEN, GREY, GREY]
+    assert [to_hex(c) for c in answer_colours(4, 1, truth=2)] == [GREY, RED, GREY, GREY]
+    assert [to_hex(c) for c in answer_colours(4, 3)] == [GREY, GREY, GREY, BLUE]
+
+
+class AlwaysUpright(torch.nn.Module):
+    """A 'RotNet' that answers 0° for every input."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.tensor([[5.0, 0.0, 0.0, 0.0]]).expand(len(x), 4) + 0 * self.w
+
+
+def small_data(n=3):
+    """Grey RGB images: no pixel of them can pass for a bar's colour in a still."""
+    grey = torch.randint(0, 256, (n, 1, 32, 32), dtype=torch.uint8).repeat(1, 3, 1, 1)
+    return ImageData(grey, torch.arange(n), ["a"] * n, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def test_rotation_prediction_bars_say_right_or_wrong():
+    """Notebook 2's widget (and its still): the answer 0° is green at 0°, red at 90°, blue at 45° (no right answer)."""
+    w = RotationPredictionWidget(AlwaysUpright(), small_data())
+    for angle, colour, word in [(0, GREEN, "right"), (90, RED, "wrong"), (45, BLUE, "none of these")]:
+        _, fig = w._draw(angle=angle, index=0)
+        assert bar_colours(fig.axes[1]) == [colour, GREY, GREY, GREY], angle
+        assert word in fig.axes[1].get_title()
+    w.angle.value = 90                                     # the still shows the current state: a red bar, no green
+    still = colours_in(base64.b64decode(w.ui._repr_mimebundle_()["image/png"]))
+    assert RED in still and GREEN not in still
+
+
+def colours_in(png: bytes) -> set[str]:
+    """The colours of a PNG's pixels, as hex strings."""
+    from PIL import Image
+    return {"#%02x%02x%02x" % c[1][:3] for c in Image.open(io.BytesIO(png)).convert("RGB").getcolors(1 << 20)}
+
+
+def test_attention_widget_shows_cells_unsmoothed():
+    """Notebook 4's widget and its still: a coarse map's cells stay sharp squares (nearest neighbour)."""
+    w = AttentionWidget({"net": NetworkInNetwork(3, 16, 3, 4)}, small_data(), indices=[0, 1])
+    heat, fig = w._draw(image=0, network="net", block="conv3", p=2, k=0)
+    cells = heat.shape[-1] // 8                              # conv3 of a 3-block NIN: an 8x8 map on a 32x32 image
+    assert torch.equal(heat, heat[::cells, ::cells].repeat_interleave(cells, 0).repeat_interleave(cells, 1))
+    assert [im.get_interpolation() for im in fig.axes[0].images] == ["nearest", "nearest"]
 
 
 def test_attention_widget(tiny):

@@ -4,9 +4,10 @@
 Run:  make browser-test                       (installs chromium, chromium-driver and selenium when missing)
       make browser-test NOTEBOOKS="notebooks/01_pretext_task.ipynb"
       .venv/bin/python tools/browser_test.py [NOTEBOOK.ipynb ...]
-Default: every notebooks/*.ipynb whose code mentions ``rotlib.widgets``. Offline: it uses Debian's
-/usr/bin/chromium and /usr/bin/chromedriver ($CHROMIUM, $CHROMEDRIVER) and never downloads a driver.
-Notebooks 02 and 04 load their models from the cache ($ROTLIB_CACHE or cache/); run them after
+Default: every notebooks/*.ipynb whose code mentions ``rotlib.widgets`` or the upload widget (``OrientationWidget``).
+Offline: it uses Debian's /usr/bin/chromium and /usr/bin/chromedriver ($CHROMIUM, $CHROMEDRIVER) and never
+downloads a driver.
+Notebooks 02, 04 and 08 load their models from the cache ($ROTLIB_CACHE or cache/); run them after
 `make test` or `make notebooks`, or they train first.
 
 What it does: copies the notebooks (outputs cleared) into a temporary folder, so autosave never touches
@@ -16,7 +17,9 @@ always stopped with its kernels at the end); then for each notebook:
     waits until no cell is running; fails on a traceback in any output or a cell left unexecuted;
   - for each widget that draws an image (an ipywidgets Output with an <img>): presses the right arrow
     key on each slider and picks the next entry of each dropdown, and fails unless the drawn image
-    changes each time; fails on "Error displaying widget", "model not found" or a widget that never renders;
+    changes each time; gives each upload button a grey picture, and fails unless the drawn image changes and
+    the answer's bar is blue (an upload's true turn is unknown), never green or red; fails on
+    "Error displaying widget", "model not found" or a widget that never renders;
   - saves screenshots of each widget before and after each interaction under screenshots/browser-test/
     (git-ignored; also the server's jupyterlab.log), and reports SEVERE browser-console messages.
 The last line is "N passed, M failed"; the exit status is 1 when anything failed.
@@ -24,6 +27,8 @@ The last line is "N passed, M failed"; the exit status is 1 when anything failed
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import os
 import re
@@ -39,6 +44,10 @@ import urllib.request
 from pathlib import Path
 
 import nbformat
+from matplotlib.colors import to_hex
+from PIL import Image
+
+from rotlib.plots import ANSWER_COLOURS
 
 try:
     from selenium import webdriver
@@ -63,6 +72,18 @@ WIDGETS_JS = """return [...(arguments[0] || document).querySelectorAll('.jp-Outp
     e.querySelector(':scope > .jupyter-widgets') || /Loading widget|Error displaying widget/.test(e.textContent)));"""
 STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
 BROKEN = ("Error displaying widget", "model not found")
+# An upload button's file input is created off the page (ipywidgets 8): a click puts it on the page instead of
+# opening a file chooser, so that WebDriver can give it a file.
+UPLOAD_JS = """document.querySelectorAll('input[data-browser-test]').forEach(e => e.remove());
+const click = HTMLInputElement.prototype.click;
+HTMLInputElement.prototype.click = function () {
+    if (this.type !== 'file' || this.isConnected) return click.call(this);
+    this.setAttribute('data-browser-test', '');
+    document.body.append(this);
+};
+try { arguments[0].click(); } finally { HTMLInputElement.prototype.click = click; }
+return document.querySelector('input[data-browser-test]');"""
+RIGHT, WRONG, UNKNOWN = (to_hex(ANSWER_COLOURS[v]) for v in ("right", "wrong", None))
 # An IPython traceback, or the last line of a SyntaxError (which prints no "Traceback").
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\w*(Error|Exception)\b.*$", re.M)
 
@@ -85,7 +106,20 @@ def wait_for(condition, timeout: float, what: str, every: float = 0.25):
 
 def mentions_widgets(path: Path) -> bool:
     nb = nbformat.read(path, as_version=4)
-    return any(c.cell_type == "code" and "rotlib.widgets" in c.source for c in nb.cells)
+    return any(c.cell_type == "code" and ("rotlib.widgets" in c.source or "OrientationWidget" in c.source)
+               for c in nb.cells)
+
+
+def grey_picture(path: Path) -> Path:
+    """A picture to upload: grey levels only (a bright top), so none of its pixels can pass for a bar's colour."""
+    Image.linear_gradient("L").resize((96, 64)).transpose(Image.Transpose.FLIP_TOP_BOTTOM).convert("RGB").save(path)
+    return path
+
+
+def colours_in(src: str) -> set[str]:
+    """The colours of the pixels of an <img>'s data:image/png URL, as hex strings."""
+    png = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB")
+    return {"#%02x%02x%02x" % rgb for _, rgb in png.getcolors(1 << 24)}
 
 
 def copy_clean(src: Path, dst: Path):
@@ -195,8 +229,9 @@ def start_browser(profile: Path):
 
 
 class NotebookCheck:
-    def __init__(self, driver, lab: Lab, name: str, shots: Path, results: list, timeout: float):
+    def __init__(self, driver, lab: Lab, name: str, shots: Path, results: list, timeout: float, upload: Path):
         self.driver, self.lab, self.name, self.shots, self.results, self.timeout = driver, lab, name, shots, results, timeout
+        self.upload = upload
 
     def record(self, what: str, error: str | None = None):
         self.results.append(error is None)
@@ -261,19 +296,22 @@ class NotebookCheck:
         return self.js("const i = arguments[0].querySelector('.widget-output img'); return i ? i.src : '';", out)
 
     def interact(self, i: int, out, controls):
-        """Move each control once; the widget's image must change each time."""
+        """Move each control once (an upload: give it a picture); the widget's image must change each time."""
         for step, (kind, control) in enumerate(controls, 1):
             if kind == "dropdown" and len(Select(control.find_element(By.TAG_NAME, "select")).options) < 2:
                 continue
             label = self.js("const l = arguments[0].querySelector('.widget-label'); return l ? l.textContent : '';",
                             control) or f"{kind} {step}"
-            what = f"widget {i}: {kind} '{label}' redraws the image"
+            what = f"widget {i}: {kind} '{label}' redraws the image" + (
+                ", the answer's bar blue (truth unknown), never green or red" if kind == "upload" else "")
             base = self.shots / f"widget{i}-{step:02d}-{re.sub(r'[^A-Za-z0-9]+', '_', label).strip('_')}"
             try:
                 before = self.image(out)
                 out.screenshot(f"{base}-before.png")
                 if kind == "slider":  # the keyboard moves the handle by one step
                     control.find_element(By.CSS_SELECTOR, ".noUi-handle").send_keys(Keys.ARROW_RIGHT)
+                elif kind == "upload":
+                    self.js(UPLOAD_JS, control).send_keys(str(self.upload))
                 else:
                     select = Select(control.find_element(By.TAG_NAME, "select"))
                     current = next(k for k, o in enumerate(select.options) if o.is_selected())
@@ -283,6 +321,10 @@ class NotebookCheck:
                 time.sleep(0.5)
                 out.screenshot(f"{base}-after.png")
                 self.check_errors(out, f"moving {label!r}")
+                seen = colours_in(self.image(out)) if kind == "upload" else set()
+                if kind == "upload" and (UNKNOWN not in seen or seen & {RIGHT, WRONG}):
+                    raise Failure(f"the answer's bar is not blue alone: blue {UNKNOWN in seen}, green {RIGHT in seen}, "
+                                  f"red {WRONG in seen}")
                 self.record(what)
             except (Failure, WebDriverException) as e:
                 try:
@@ -306,12 +348,14 @@ class NotebookCheck:
             self.js("arguments[0].scrollIntoView({block: 'center'});", out)
             controls = [("slider", c) for c in out.find_elements(By.CSS_SELECTOR, ".widget-slider")]
             controls += [("dropdown", c) for c in out.find_elements(By.CSS_SELECTOR, ".widget-dropdown")]
+            controls += [("upload", c) for c in out.find_elements(By.CSS_SELECTOR, ".widget-upload")]
             self.interact(i, out, controls)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb that use rotlib.widgets")
+    ap.add_argument("notebooks", nargs="*", type=Path,
+                    help="default: notebooks/*.ipynb that use rotlib.widgets or the upload widget")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds for one notebook's Run All (default 1800)")
     args = ap.parse_args(argv)
     notebooks = args.notebooks or [p for p in sorted((ROOT / "notebooks").glob("*.ipynb")) if mentions_widgets(p)]
@@ -326,6 +370,7 @@ def main(argv=None) -> int:
         work.mkdir()
         for nb in notebooks:
             copy_clean(nb, work / nb.name)
+        upload = grey_picture(scratch / "grey.png")
         lab = Lab(work, scratch)
         driver = start_browser(scratch / "chromium")
         print(f"JupyterLab on {lab.url}, {len(notebooks)} notebook(s); screenshots in {SHOTS}", flush=True)
@@ -333,7 +378,7 @@ def main(argv=None) -> int:
             shots = SHOTS / nb.stem
             shutil.rmtree(shots, ignore_errors=True)
             shots.mkdir(parents=True)
-            NotebookCheck(driver, lab, nb.name, shots, results, args.timeout).run(mentions_widgets(nb))
+            NotebookCheck(driver, lab, nb.name, shots, results, args.timeout, upload).run(mentions_widgets(nb))
             for entry in driver.get_log("browser"):
                 if entry.get("level") == "SEVERE":
                     print(f"     {nb.name}: browser console SEVERE: {entry.get('message', '')[:300]}")

@@ -23,10 +23,13 @@ def _display(image: torch.Tensor, max_side: int = 512):
     return (image.permute(1, 2, 0).float() / 255).numpy()
 
 
-def show_result(res: OrientResult, orienter: Orienter, fig=None):
-    """Four panels: the picture as uploaded (EXIF applied), what the model sees, the probabilities, the corrected picture."""
+def show_result(res: OrientResult, orienter: Orienter, fig=None, truth: int | None = None):
+    """Four panels: the picture as uploaded (EXIF applied), what the model sees, the probabilities, the corrected picture.
+
+    ``truth``: the turn the picture really has (degrees ccw) when it is known; the answer's bar is then green if
+    right, red if wrong; unknown (None, e.g. an upload): blue."""
     import matplotlib.pyplot as plt
-    from ..plots import to_display
+    from ..plots import answer_colours, to_display, verdict
     if res.status == "skipped":
         fig = fig or plt.figure(figsize=(6, 0.8))
         fig.text(0.02, 0.5, f"{res.path}: skipped, {res.message}", fontsize=10, va="center")
@@ -39,10 +42,12 @@ def show_result(res: OrientResult, orienter: Orienter, fig=None):
     view = model_view(res.decoded.image, orienter.size, orienter.channels)
     axes[1].imshow(to_display(view), cmap="gray", interpolation="nearest")
     axes[1].set_title(f"what the RotNet sees\n({orienter.size}x{orienter.size} centre crop)", fontsize=8)
-    colors = ["tab:green" if TURNS[i] == res.turn else "tab:gray" for i in range(4)]
-    axes[2].bar([describe_turn(t) for t in TURNS], res.probabilities, color=colors)
+    answer, known = TURNS.index(res.turn), None if truth is None else TURNS.index(truth)
+    axes[2].bar([describe_turn(t) for t in TURNS], res.probabilities, color=answer_colours(4, answer, known))
     axes[2].set_ylim(0, 1)
-    axes[2].set_title("p(picture is turned by ...)", fontsize=8)
+    said = {None: "", "right": "\nits answer: right",
+            "wrong": f"\nits answer: wrong, truly {describe_turn(truth)}"}[verdict(answer, known)]
+    axes[2].set_title(f"p(picture is turned by ...){said}", fontsize=8)
     axes[2].tick_params(labelsize=8)
     axes[3].imshow(_display(res.corrected()))
     verdict = {"upright": "already upright", "rotated": describe_fix(res.turn),
