@@ -54,7 +54,7 @@ models: setup
 
 # Executes every notebook in place and records each reported number in results/$(PROFILE).json and each stated
 # verdict in results/$(PROFILE).verdicts.json (both started afresh),
-# then regenerates the README's results table from it.
+# then regenerates the README's results and claims tables (and docs/models.md's models table) from it.
 notebooks: setup
 	rm -f results/$(PROFILE).json results/$(PROFILE).verdicts.json
 	$(RUN) ROTLIB_RESULTS=$(CURDIR)/results $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) notebooks/[0-9]*.ipynb

@@ -99,13 +99,13 @@ def cmd_orient(args) -> dict:
         raise ValueError(f"--max-pixels must be 0 (no limit) or more, got {args.max_pixels}")
     if args.apply is not None:
         O.check_output(args.path, args.apply)          # refuse writing beside the originals before loading anything
-    env = current()
+    device = args.device or current().device or "auto"
     if args.model:
-        orienter = O.Orienter.from_file(args.model, tta=args.tta, device=args.device)
-    elif args.profile or args.dataset or env.profile or env.dataset:
+        orienter = O.Orienter.from_file(args.model, tta=args.tta, device=device)
+    elif args.profile or args.dataset:
         orienter = O.Orienter.from_profile(get_profile(args.profile, args.dataset, args.device), tta=args.tta)
     else:       # no checkout needed: the model installed with the package (the quick profile's shipped RotNet)
-        orienter = O.Orienter.packaged(tta=args.tta, device=args.device or env.device)
+        orienter = O.Orienter.packaged(tta=args.tta, device=device)
     print(f"{orienter}; confidence threshold {args.min_confidence:.2f}"
           + (f"; corrected copies go to {args.apply}" if args.apply else "; nothing is written (no --apply)"))
     print(O.table_header())
@@ -126,8 +126,8 @@ def _add_orient_parser(sub) -> None:
     p.set_defaults(fn=cmd_orient)
     p.add_argument("path", help="an image file or a folder of images (originals are never modified)")
     p.add_argument("--model", help="a RotNet saved by rotlib's cache (cache/rotnet-*.pt); default: the RotNet installed "
-                                   "with the package (the quick profile's, seed 0), or with --profile/--dataset "
-                                   "(or ROTLIB_PROFILE/ROTLIB_DATASET) that profile's (trained first if not cached)")
+                                   "with the package (the quick profile's, seed 0); with --profile/--dataset that "
+                                   "profile's (needs the checkout; trained first if not cached)")
     p.add_argument("--apply", metavar="OUT", help="write corrected copies of the rotated images to folder OUT")
     p.add_argument("--min-confidence", dest="min_confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                    help=f"below this probability an image is reported unsure and left alone "

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .settings import current
 
 FIX = ("open this notebook from the kit's checkout (git clone it, run `make notebooks` or `pip install -e .` there, "
-       "then open notebooks/ in Jupyter), or set ROTLIB_HOME=/path/to/the/checkout before starting Jupyter")
+       "then open notebooks/ in Jupyter), or set ROTLIB_HOME=/path/to/the/checkout and restart the kernel")
 
 
 class SetupError(RuntimeError):
@@ -18,8 +18,12 @@ class SetupError(RuntimeError):
 
 
 def missing(settings=None) -> list[str]:
-    """What the notebooks need and this environment lacks (empty when all is found)."""
+    """What the notebooks need and this environment lacks (empty when all is found): the shipped images and models
+    when the profile reads the shipped subset (other datasets' loaders say themselves what they miss)."""
+    from .profiles import get_profile
     s = settings or current()
+    if get_profile(s.profile, s.dataset).dataset != "cifar10-5k":
+        return []
     needs = {"the shipped CIFAR-10 images": s.data / "cifar10-5k" / "train.npz", "the shipped models": s.models}
     return [f"{what} ({path})" for what, path in needs.items() if not path.exists()]
 

@@ -123,7 +123,7 @@ ANSWER_COLOURS = {"right": "tab:green", "wrong": "tab:red", None: "tab:blue"}   
 OTHER_BARS = "tab:gray"
 
 
-def verdict(answer: int, truth: int | None = None) -> str | None:
+def right_or_wrong(answer: int, truth: int | None = None) -> str | None:
     """"right" or "wrong" when the truth is known, None when it is not (a user's upload)."""
     return None if truth is None else "right" if answer == truth else "wrong"
 
@@ -131,7 +131,7 @@ def verdict(answer: int, truth: int | None = None) -> str | None:
 def answer_colours(n: int, answer: int, truth: int | None = None) -> list[str]:
     """Colours of ``n`` probability bars: the answer's bar green only when it is the truth, red when it is not,
     blue when the truth is unknown; the other bars grey. Every widget's bars use this one rule."""
-    return [ANSWER_COLOURS[verdict(answer, truth)] if i == answer else OTHER_BARS for i in range(n)]
+    return [ANSWER_COLOURS[right_or_wrong(answer, truth)] if i == answer else OTHER_BARS for i in range(n)]
 
 
 def overlay(image: torch.Tensor, heat: torch.Tensor, ax, alpha: float = 0.5, title: str | None = None):

@@ -73,7 +73,7 @@ def reproduce(profile: Profile, out_dir: Path = Path("results"), seed: int = 0, 
     device = pick_device(dist.local_device(profile.device))
     results = {"profile": profile.as_dict(), "seed": seed, "table1": table1, "table2": table2, "table3": table3,
                "rotation_accuracy": rot_acc["value"],
-               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})",
+               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device.type} ({platform.machine()})",
                "world_size": dist.world_size(), "torch": torch.__version__, "seconds": round(time.time() - t0, 1),
                "paper": PAPER}
     if dist.is_main():

@@ -80,7 +80,7 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
     elif device.type == "cpu":
         bf16, fp16 = torch.ops.mkldnn._is_mkldnn_bf16_supported(), False
     elif device.type == "xpu":         # Intel GPUs: bf16 where the device has it
-        bf16, fp16 = torch.xpu.is_bf16_supported(), False
+        bf16, fp16 = torch.xpu.is_bf16_supported(including_emulation=False), False
     else:                              # MPS and others: fp32 (autocast's op coverage there is partial)
         bf16 = fp16 = False
     if precision == "auto":

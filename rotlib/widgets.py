@@ -19,11 +19,11 @@ import torch
 
 from .attention import block_attention, normalize_maps
 from .modes import evaluating
-from .plots import answer_colours, overlay, to_display, verdict
+from .plots import answer_colours, overlay, right_or_wrong, to_display
 from .rotations import rotate, rotate_by_angle, rotation_angles
 
 
-class _Box(W.VBox):
+class StillBox(W.VBox):
     """The widget's box; its display data also carries a static PNG of the current state (rank below the widget)."""
 
     def __init__(self, children, png):
@@ -45,7 +45,7 @@ class _FigureWidget:
     def _wire(self, rows):
         for name in self.controls:
             getattr(self, name).observe(lambda _: self.update(), names="value")
-        self.ui = _Box(rows + [self.out], self.png)
+        self.ui = StillBox(rows + [self.out], self.png)
         self.update()
 
     def _redraw(self, **values):
@@ -131,7 +131,7 @@ class RotationPredictionWidget(_FigureWidget):
         truth = self.angles.index(angle % 360) if angle % 360 in self.angles else None   # 35°: none of its classes
         b.bar([f"{d}°" for d in self.angles], probs.numpy(), color=answer_colours(len(probs), answer, truth))
         b.set_ylim(0, 1)
-        said = f"its answer {self.angles[answer]}°: " + (verdict(answer, truth) or f"{angle}° is none of these")
+        said = f"its answer {self.angles[answer]}°: " + (right_or_wrong(answer, truth) or f"{angle}° is none of these")
         b.set_title(f"RotNet: which rotation was applied?\n{said}", fontsize=8)
         return probs, fig
 

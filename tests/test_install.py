@@ -151,7 +151,7 @@ def test_the_first_cell_outside_the_kit_says_what_to_do(installed, tmp_path):
 
 
 def test_requires_python_is_true_of_the_code():
-    """pyproject.toml says >=3.10; CI runs 3.11, so at least the syntax is held to 3.10 here."""
+    """The code's syntax holds to the floor pyproject.toml states (CI runs that floor's version)."""
     import ast
     import re
     floor = re.search(r'requires-python = ">=3\.(\d+)"', (ROOT / "pyproject.toml").read_text())

@@ -498,3 +498,17 @@ def test_a_damaged_packaged_model_is_refused_with_what_to_do(tmp_path, monkeypat
     monkeypatch.setattr(packaged, "MANIFEST", tmp_path / "missing.json")
     with pytest.raises(packaged.PackagedModelError, match="manifest .* missing or damaged"):
         O.Orienter.packaged()
+
+
+def test_orient_uses_the_packaged_model_unless_a_model_or_profile_is_named(photos, monkeypatch, capsys):
+    """No flags: the packaged RotNet (even with ROTLIB_PROFILE exported); --profile/--dataset: that profile's."""
+    used, oracle = [], O.Orienter(SkyOracle(), (0.5,) * 3, (0.25,) * 3, name="sky-oracle")
+    monkeypatch.setattr(O.Orienter, "packaged", classmethod(lambda cls, tta=False, device=None: used.append(
+        ("packaged", device)) or oracle))
+    monkeypatch.setattr(O.Orienter, "from_profile", classmethod(lambda cls, profile, tta=False: used.append(
+        ("profile", profile.name)) or oracle))
+    monkeypatch.setenv("ROTLIB_PROFILE", "quick")
+    assert main(["orient", str(photos)]) == 0
+    assert main(["orient", str(photos), "--device", "cpu"]) == 0
+    assert main(["orient", str(photos), "--profile", "quick"]) == 0
+    assert used == [("packaged", "auto"), ("packaged", "cpu"), ("profile", "quick")]

@@ -81,7 +81,7 @@ HTMLInputElement.prototype.click = function () {
     this.setAttribute('data-browser-test', '');
     document.body.append(this);
 };
-try { arguments[0].click(); } finally { HTMLInputElement.prototype.click = click; }
+try { arguments[0].click(); } finally { delete HTMLInputElement.prototype.click; }
 return document.querySelector('input[data-browser-test]');"""
 RIGHT, WRONG, UNKNOWN = (to_hex(ANSWER_COLOURS[v]) for v in ("right", "wrong", None))
 # An IPython traceback, or the last line of a SyntaxError (which prints no "Traceback").
@@ -295,6 +295,13 @@ class NotebookCheck:
     def image(self, out) -> str:
         return self.js("const i = arguments[0].querySelector('.widget-output img'); return i ? i.src : '';", out)
 
+    def file_input(self, control):
+        """The upload button's file input: put on the page by a click (ipywidgets 8), or already in the control."""
+        found = self.js(UPLOAD_JS, control) or control.find_elements(By.CSS_SELECTOR, "input[type=file]")
+        if not found:
+            raise Failure("the upload button has no file input (neither made by its click nor in the control)")
+        return found[0] if isinstance(found, list) else found
+
     def interact(self, i: int, out, controls):
         """Move each control once (an upload: give it a picture); the widget's image must change each time."""
         for step, (kind, control) in enumerate(controls, 1):
@@ -311,7 +318,7 @@ class NotebookCheck:
                 if kind == "slider":  # the keyboard moves the handle by one step
                     control.find_element(By.CSS_SELECTOR, ".noUi-handle").send_keys(Keys.ARROW_RIGHT)
                 elif kind == "upload":
-                    self.js(UPLOAD_JS, control).send_keys(str(self.upload))
+                    self.file_input(control).send_keys(str(self.upload))
                 else:
                     select = Select(control.find_element(By.TAG_NAME, "select"))
                     current = next(k for k, o in enumerate(select.options) if o.is_selected())

@@ -9,7 +9,10 @@ torch=${1:-2.13.0} vision=${2:-0.28.0}
 venv=build/other-torch
 rm -rf "$venv" && python3 -m venv "$venv"
 # from PyPI itself: a matching torch/torchvision pair, as a hosted notebook would have it
-PIP_CONFIG_FILE=/dev/null "$venv/bin/python" -m pip install --quiet --index-url https://pypi.org/simple "torch==$torch" "torchvision==$vision"
+# (by the wheel's address: an index that also lists "2.13.0+cpu" would pick that one, and torchvision 0.28.0 from
+# PyPI is built for the CUDA wheel, so the two would not load together)
+wheel=$(curl -fsS https://pypi.org/simple/torch/ | grep -o "https://[^\"#]*/torch-$torch-cp311-cp311-manylinux_2_28_x86_64.whl" | head -1)
+"$venv/bin/python" -m pip install --quiet "torch @ $wheel" "torchvision==$vision"
 before=$("$venv/bin/python" -c "import torch, torchvision; print(torch.__version__, torchvision.__version__)")
 "$venv/bin/python" -m pip install --quiet -e ".[dev]"
 after=$("$venv/bin/python" -c "import torch, torchvision; print(torch.__version__, torchvision.__version__)")

@@ -26,7 +26,8 @@ The modules: :mod:`~rotlib.orient.turns` (the 4 classes, naming and undoing a tu
 :mod:`~rotlib.orient.orienter` (``Orienter``, the model's view, where a profile's RotNet is),
 :mod:`~rotlib.orient.apply` (files and folders, corrected copies), :mod:`~rotlib.orient.table` (the
 command line's report), :mod:`~rotlib.orient.evaluation` (known turns, notebook 8's numbers),
-:mod:`~rotlib.orient.figures` and :mod:`~rotlib.orient.widget`.
+:mod:`~rotlib.orient.figures`, :mod:`~rotlib.orient.widget` and :mod:`~rotlib.orient.packaged` (the RotNet installed
+with the package: the command line's default, no checkout needed).
 """
 from ..data.decoding import EXIF_ORIENTATION, MAX_PIXELS, Decoded, ImageTooLarge, UnreadableImage, decode, to_rgb8
 from .turns import DEFAULT_MIN_CONFIDENCE, TURNS, correct, describe_fix, describe_turn

@@ -29,7 +29,7 @@ def show_result(res: OrientResult, orienter: Orienter, fig=None, truth: int | No
     ``truth``: the turn the picture really has (degrees ccw) when it is known; the answer's bar is then green if
     right, red if wrong; unknown (None, e.g. an upload): blue."""
     import matplotlib.pyplot as plt
-    from ..plots import answer_colours, to_display, verdict
+    from ..plots import answer_colours, right_or_wrong, to_display
     if res.status == "skipped":
         fig = fig or plt.figure(figsize=(6, 0.8))
         fig.text(0.02, 0.5, f"{res.path}: skipped, {res.message}", fontsize=10, va="center")
@@ -46,7 +46,7 @@ def show_result(res: OrientResult, orienter: Orienter, fig=None, truth: int | No
     axes[2].bar([describe_turn(t) for t in TURNS], res.probabilities, color=answer_colours(4, answer, known))
     axes[2].set_ylim(0, 1)
     said = {None: "", "right": "\nits answer: right",
-            "wrong": f"\nits answer: wrong, truly {describe_turn(truth)}"}[verdict(answer, known)]
+            "wrong": f"\nits answer: wrong, truly {describe_turn(truth)}"}[right_or_wrong(answer, known)]
     axes[2].set_title(f"p(picture is turned by ...){said}", fontsize=8)
     axes[2].tick_params(labelsize=8)
     axes[3].imshow(_display(res.corrected()))

@@ -131,7 +131,7 @@ class Orienter:
         path = Path(path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} does not exist; pass a cache/rotnet-*.pt file, or leave "
-                                    "--model out to use the profile's RotNet")
+                                    "--model out to use the RotNet installed with the package")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:

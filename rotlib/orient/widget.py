@@ -18,12 +18,12 @@ class OrientationWidget:
 
     def __init__(self, orienter: Orienter, min_confidence: float = DEFAULT_MIN_CONFIDENCE):
         import ipywidgets as W
-        from ..widgets import _Box
+        from ..widgets import StillBox
         self.orienter, self.min_confidence = orienter, min_confidence
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
         self.out = W.Output()
         self.upload.observe(self._on_upload, names="value")
-        self.ui = _Box([W.HTML("Upload a photo (JPEG, PNG, WebP, GIF, BMP, TIFF); nothing leaves this kernel."),
+        self.ui = StillBox([W.HTML("Upload a photo (JPEG, PNG, WebP, GIF, BMP, TIFF); nothing leaves this kernel."),
                         self.upload, self.out], self.png)
         self.last: OrientResult | None = None
         self.truth: int | None = None         # the last picture's true turn, when known (an example, not an upload)
