@@ -49,7 +49,10 @@ def _time_fit(model, data, task, cfg, device, rows_per_step: int, compile: bool)
     return (len(ends) - 1) * steps * rows_per_step / (ends[-1] - ends[0])
 
 
-def measure(device_name: str, epochs: int, width: int, variants=tuple(VARIANTS), n_train: int | None = None) -> dict:
+def measure(device_name: str, epochs: int, width: int, variants=tuple(VARIANTS), n_train: int | None = None,
+            on_variant=None) -> dict:
+    """Rates per variant; a variant that fails (e.g. ``torch.compile``) is recorded as failed and the others go on;
+    ``on_variant(rates)`` after each one, so a report can be written as it goes."""
     device = pick_device(device_name)
     profile = get_profile("paper", dataset="cifar10-5k", device=device_name, width=width, n_train=n_train)
     data = E.load_split(profile, "train")
@@ -59,16 +62,21 @@ def measure(device_name: str, epochs: int, width: int, variants=tuple(VARIANTS),
         v = VARIANTS[name]
         if v["precision"] == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
             rates[name] = {"skipped": "no native bf16 on this GPU"}
-            continue
-        cfg = TrainConfig(epochs=epochs, batch_size=b, precision=v["precision"])
-        torch.manual_seed(0)
-        rotnet = E.build_network(profile, 4)
-        train = _time_fit(rotnet, data, RotationTask(data.normalize, "4", "all", augment=True), cfg, device, 4 * b,
-                          v["compile"])
-        head = make_classifier("nonlinear", feature_shape(rotnet, "conv2", data.shape), len(data.classes), width)
-        probe = _time_fit(Probe(rotnet, "conv2", head), data, ClassificationTask(data.normalize, augment=True), cfg,
-                          device, b, v["compile"])
-        rates[name] = {"rotnet_step_images_per_s": round(train), "probe_step_images_per_s": round(probe)}
+        else:
+            try:
+                cfg = TrainConfig(epochs=epochs, batch_size=b, precision=v["precision"])
+                torch.manual_seed(0)
+                rotnet = E.build_network(profile, 4)
+                train = _time_fit(rotnet, data, RotationTask(data.normalize, "4", "all", augment=True), cfg, device,
+                                  4 * b, v["compile"])
+                head = make_classifier("nonlinear", feature_shape(rotnet, "conv2", data.shape), len(data.classes), width)
+                probe = _time_fit(Probe(rotnet, "conv2", head), data, ClassificationTask(data.normalize, augment=True),
+                                  cfg, device, b, v["compile"])
+                rates[name] = {"rotnet_step_images_per_s": round(train), "probe_step_images_per_s": round(probe)}
+            except Exception as err:        # recorded; the other variants' figures are kept
+                rates[name] = {"failed": f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}"}
+        if on_variant:
+            on_variant(rates)
     return rates
 
 
@@ -84,7 +92,9 @@ def paper_workload() -> dict:
 
 def estimate(rates: dict) -> dict:
     w = paper_workload()
-    timed = {k: v for k, v in rates.items() if "skipped" not in v}
+    timed = {k: v for k, v in rates.items() if "rotnet_step_images_per_s" in v}
+    if not timed:
+        return {"variant": None, "workload": w, "hours": None, "note": "no variant was timed"}
     best = max(timed, key=lambda k: timed[k]["rotnet_step_images_per_s"])
     r = timed[best]
     seconds = ((w["rotnet_rows"] + w["supervised_rows"]) / r["rotnet_step_images_per_s"]
@@ -106,18 +116,25 @@ def main() -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("bench-gpu: no CUDA GPU on this machine, so there is nothing to time (exit 0).")
-        return 0
-    from gpu_smoke import gpu_info
+    from gpu_smoke import cuda_gate, gpu_info
+    gate = cuda_gate(args.device, "bench-gpu")
+    if gate is not None:
+        return gate
     t0 = time.perf_counter()
-    rates = measure(args.device, args.epochs, args.width, variants, args.n_train)
-    report = {"device": gpu_info(pick_device(args.device)), "width": args.width, "epochs": args.epochs,
-              "rates": rates, "paper_profile_estimate": estimate(rates), "seconds": round(time.perf_counter() - t0, 1)}
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    report = {"device": gpu_info(pick_device(args.device)), "width": args.width, "epochs": args.epochs, "rates": {},
+              "complete": False}
+
+    def save(rates):                # after every variant: a later failure or a kill keeps what was measured
+        report["rates"] = rates
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+
+    rates = measure(args.device, args.epochs, args.width, variants, args.n_train, on_variant=save)
+    report.update(paper_profile_estimate=estimate(rates), seconds=round(time.perf_counter() - t0, 1), complete=True)
+    save(rates)
     print(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
-    return 0
+    failed = [k for k, v in rates.items() if "failed" in v]
+    print(f"wrote {args.out}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

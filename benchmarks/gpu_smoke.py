@@ -132,6 +132,32 @@ def smoke(device_name: str, steps: int, probe_epochs: int, width: int, n_train: 
     return report
 
 
+def nvidia_gpu_present(root: str = "/") -> str | None:
+    """The NVIDIA driver's version line when the machine has an NVIDIA GPU (seen without torch), else None."""
+    version = Path(root, "proc/driver/nvidia/version")
+    if version.is_file():
+        return version.read_text().splitlines()[0].strip() if version.read_text().strip() else "NVIDIA driver"
+    if any(Path(root, "dev").glob("nvidia[0-9]*")):
+        return "an NVIDIA device node (driver version unknown)"
+    return None
+
+
+def cuda_gate(device: str, what: str, root: str = "/") -> int | None:
+    """None: go on. 0: no GPU on this machine, nothing to test (said). 1: a GPU is here but this torch cannot use
+    it (a CPU-only wheel, a driver too old for its CUDA): said, so a GPU host never passes by skipping."""
+    if not device.startswith("cuda") or torch.cuda.is_available():
+        return None
+    driver = nvidia_gpu_present(root)
+    if driver is None:
+        print(f"{what}: no CUDA GPU on this machine, so there is nothing to test (exit 0). "
+              "Run it on a machine with an NVIDIA GPU.")
+        return 0
+    print(f"{what}: FAILED: this machine has an NVIDIA GPU ({driver}) but torch {torch.__version__} cannot use it "
+          f"(torch.version.cuda = {torch.version.cuda}: None is a CPU-only wheel; else the driver may be too old for "
+          "it). Install a CUDA build of torch that this driver supports.", file=sys.stderr)
+    return 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda")
@@ -141,10 +167,9 @@ def main() -> int:
     ap.add_argument("--n-train", dest="n_train", type=int, default=None)
     ap.add_argument("--out", default=str(HERE / "gpu-smoke.json"))
     args = ap.parse_args()
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("gpu-smoke: no CUDA GPU on this machine, so there is nothing to test (exit 0). "
-              "Run `make gpu-smoke` on a machine with an NVIDIA GPU.")
-        return 0
+    gate = cuda_gate(args.device, "gpu-smoke")
+    if gate is not None:
+        return gate
     with tempfile.TemporaryDirectory() as tmp:          # a throw-away cache and results folder: trains afresh
         os.environ.update(ROTLIB_CACHE=str(Path(tmp) / "cache"), ROTLIB_RESULTS=str(Path(tmp) / "results"),
                           ROTLIB_PROGRESS="0")

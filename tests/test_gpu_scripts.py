@@ -46,3 +46,42 @@ def test_benchmark_on_the_cpu_estimates_the_paper_profile(tmp_path):
     assert est["workload"]["rotnet_rows"] == 160_000_000 and est["workload"]["probe_rows"] == 32_500_000
     expected = (170_000_000 / rate["rotnet_step_images_per_s"] + 32_500_000 / rate["probe_step_images_per_s"]) / 3600
     assert est["hours"] == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here and usable")
+def test_a_gpu_that_torch_cannot_use_fails_loud(tmp_path, capsys):
+    """A GPU host with a CPU-only wheel or a too-old driver must not pass by saying "no GPU" (files mocked)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from gpu_smoke import cuda_gate
+    finally:
+        sys.path.pop(0)
+    assert cuda_gate("cuda", "gpu-smoke", root=str(tmp_path)) == 0              # no driver, no device node
+    assert cuda_gate("cpu", "gpu-smoke", root=str(tmp_path)) is None            # the CPU run goes on
+    (tmp_path / "proc/driver/nvidia").mkdir(parents=True)
+    (tmp_path / "proc/driver/nvidia/version").write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.54\n")
+    assert cuda_gate("cuda", "bench-gpu", root=str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "535.54" in err and f"torch.version.cuda = {torch.version.cuda}" in err
+
+
+def test_a_failing_benchmark_variant_is_recorded_and_the_others_kept(monkeypatch):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu_benchmark as G
+    finally:
+        sys.path.pop(0)
+
+    def fake_time_fit(model, data, task, cfg, device, rows, compile):
+        if compile:
+            raise RuntimeError("inductor: no C compiler\nmore lines")
+        return 1000.0
+
+    monkeypatch.setattr(G, "_time_fit", fake_time_fit)
+    seen = []
+    rates = G.measure("cpu", 1, 8, list(G.VARIANTS), n_train=64, on_variant=lambda r: seen.append(dict(r)))
+    assert rates["bf16 + channels_last + torch.compile"] == {"failed": "RuntimeError: inductor: no C compiler"}
+    assert rates["fp32 + channels_last"]["rotnet_step_images_per_s"] == 1000
+    assert [len(r) for r in seen] == [1, 2, 3]                                  # reported after each variant
+    assert G.estimate(rates)["variant"] in ("bf16 + channels_last", "fp32 + channels_last")
+    assert G.estimate({"x": {"failed": "E"}})["hours"] is None
