@@ -15,8 +15,10 @@ little.
 The cost: freed memory stays with the process (a notebook kernel keeps the
 peak of whatever it ran until it restarts) instead of going back to the
 system. And it is process-wide, so nothing in rotlib does it behind your
-back: the notebooks call :func:`keep_freed_memory` in their first cell, as
-do the command line and the benchmarks. Setting ``MALLOC_MMAP_THRESHOLD_``
+back: the command line and the benchmarks call :func:`keep_freed_memory`; the
+notebooks no longer do (a class's kernels would each keep their peak), so the
+speed-up measured in docs/speed.md (x1.15-1.49 a step) is not theirs: call it in
+a notebook's first cell to get it for a long training there. Setting ``MALLOC_MMAP_THRESHOLD_``
 and ``MALLOC_TRIM_THRESHOLD_`` before Python starts does the same; a
 preloaded tcmalloc measured about the same.
 """

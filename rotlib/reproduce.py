@@ -6,7 +6,7 @@ Table 3 (conv classifier, random init, supervised), then writes
 ``results/reproduce-<profile>.json`` and ``results/reproduce-<profile>.md`` with the
 paper's numbers beside ours. Every model is checkpointed each epoch and
 cached, so an interrupted run continues where it stopped when started again.
-Works on one GPU (bf16 autocast, channels_last, pinned memory) and on several
+Works on one GPU (bf16 autocast, channels_last, the data moved to the GPU once) and on several
 with ``torchrun --nproc_per_node=N -m rotlib reproduce --profile paper``.
 """
 from __future__ import annotations

@@ -219,7 +219,10 @@ class TrainConfig:
         return self.lr * self.gamma ** passed
 
 
-SYNC_EVERY = 25   # steps between host syncs: the losses and accuracies come back, are checked and shown together
+# Steps between the loop's own host syncs: the losses and accuracies come back, are checked and shown together. (On
+# CUDA a step still makes small blocking host-to-device copies of its batch order and crop/flip offsets, so the host
+# waits there too: not yet mended, as drawing them on the device would change the CPU's random stream.)
+SYNC_EVERY = 25
 
 
 def _prepare(x: torch.Tensor, device, channels_last: bool, non_blocking: bool = False):
