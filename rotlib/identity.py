@@ -3,7 +3,7 @@
 A key holds everything that changes the artifact: its recipe (written by
 :mod:`rotlib.experiments`), the device kind and the *resolved* precision it
 is computed in (``precision="auto"`` is bf16 on one machine and fp32 on
-another, so ``auto`` is never hashed), and :data:`FORMAT`, the version of
+another, so ``auto`` is never hashed), and :data:`MODEL_FORMAT` or :data:`RESULT_FORMAT`, the version of
 what the code computes under a key. A result measured on a model names the
 model by :func:`digest` of its weights, never by an attribute stored on the
 model: a model trained further in place, or loaded from elsewhere, has other
@@ -18,7 +18,11 @@ from torch import nn
 
 from .train import pick_device, resolve_precision
 
-FORMAT = 2   # bump when the code computes something else under the same recipe (every artifact is then made anew)
+# The versions of what the code computes under a key, one for trained models and one for measured results: bump
+# MODEL_FORMAT when training computes something else under the same recipe (every model, the shipped ones too, is then
+# made anew); bump RESULT_FORMAT when a measurement does (cached results are remade, the models stay).
+MODEL_FORMAT = 2
+RESULT_FORMAT = 2
 
 
 def run_fields(device: str | None, precision: str) -> dict:

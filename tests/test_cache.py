@@ -1,4 +1,5 @@
 """The cache: corrupt entries are set aside and recomputed, names stay inside the folder, concurrent use is safe."""
+import rotlib
 import threading
 import time
 
@@ -134,3 +135,18 @@ def test_a_loaded_split_is_the_callers_own(tiny):
     assert "poison" not in again.classes
     E.clear_caches()                                       # forgetting them only means decoding again
     assert torch.equal(E.load_split(tiny, "test").images, pristine[0])
+
+
+def test_results_and_models_have_format_versions_of_their_own(monkeypatch):
+    """Remaking the cached results must not rename the shipped models, and the other way round."""
+    from rotlib import experiments as E
+    from rotlib import identity
+    from rotlib.experiments import measures
+    profile = rotlib.get_profile("quick")
+    stem, key = E.rotnet_spec(profile).stem, measures.result_key(profile, measure="m")
+    monkeypatch.setattr(identity, "RESULT_FORMAT", identity.RESULT_FORMAT + 1)
+    monkeypatch.setattr(measures, "RESULT_FORMAT", identity.RESULT_FORMAT)
+    assert E.rotnet_spec(profile).stem == stem and measures.result_key(profile, measure="m") != key
+    monkeypatch.setattr(identity, "MODEL_FORMAT", identity.MODEL_FORMAT + 1)
+    monkeypatch.setattr(E.recipes, "MODEL_FORMAT", identity.MODEL_FORMAT)
+    assert E.rotnet_spec(profile).stem != stem

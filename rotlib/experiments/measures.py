@@ -14,7 +14,7 @@ import torch
 from .. import data as D
 from ..cache import cached_json
 from ..evaluate import accuracy, confusion_matrix, extract_features, per_class_accuracy, predict
-from ..identity import FORMAT, digest, run_fields
+from ..identity import RESULT_FORMAT, digest, run_fields
 from ..models import NetworkInNetwork, Probe, feature_shape, make_classifier
 from ..profiles import Profile
 from ..rotations import canonical_rotation_set, rotate_batch, rotation_angles
@@ -29,7 +29,7 @@ def result_key(profile: Profile, **fields) -> dict:
     """A measured result's key: ``fields`` (the measurement, the network's digest, its settings), then the data and
     where and how it is computed."""
     return {**fields, **data_fields(profile), "n_test": profile.n_test,
-            **run_fields(profile.device, profile.evaluation_precision), "format": FORMAT}
+            **run_fields(profile.device, profile.evaluation_precision), "format": RESULT_FORMAT}
 
 
 def _eval(profile: Profile) -> dict:

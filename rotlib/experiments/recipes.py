@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from ..cache import cached_model, entry_stem
-from ..identity import FORMAT, run_fields
+from ..identity import MODEL_FORMAT, run_fields
 from ..models import NetworkInNetwork
 from ..profiles import Profile
 from ..rotations import canonical_rotation_set, rotation_angles
@@ -41,7 +41,7 @@ def model_config(profile: Profile, kind: str, cfg: TrainConfig, **fields) -> dic
     """A trained network's key: its kind and recipe fields, the architecture, the data, the optimisation, where it
     was trained and the key format."""
     return {"kind": kind, **data_fields(profile), **fields, "blocks": profile.num_blocks, "width": profile.width,
-            "train": cfg.__dict__, "device": run_fields(profile.device, cfg.precision)["device"], "format": FORMAT}
+            "train": cfg.__dict__, "device": run_fields(profile.device, cfg.precision)["device"], "format": MODEL_FORMAT}
 
 
 @dataclass(frozen=True)
