@@ -233,7 +233,10 @@ def snapshotter(profile, seed: int):
 
 
 def find_snapshot(profile, seed: int, epoch: int) -> Path | None:
-    """A kept snapshot checked against its manifest; None when it was not kept."""
+    """A kept snapshot of this profile's main RotNet, checked against its manifest; None when it was not kept, or
+    when the file there was kept on the way to another model (the manifest's ``of``: a changed recipe, e.g.
+    ``--set lr=...``, shares the file name but must not draw Fig. 5(a) from the shipped model's epochs)."""
+    from . import experiments as E
     path = snapshot_path(profile, seed, epoch)
     if not path.exists():
         return None
@@ -241,6 +244,8 @@ def find_snapshot(profile, seed: int, epoch: int) -> Path | None:
     if not manifest.exists() or manifest_at(manifest)["sha256"] != sha256(path):
         raise ShippedModelError(f"{path} does not match its manifest {manifest.name}; restore both with "
                                 f"`git checkout -- {path.parent}` or re-make them with `make models`")
+    if manifest_at(manifest).get("of") != E.rotnet_spec(profile, seed=seed).stem:
+        return None
     return path
 
 

@@ -170,3 +170,14 @@ def test_a_folder_rotnet_fine_tunes_the_shipped_one(tmp_path, cache):
     assert not torch.equal(next(iter(scratch.build().state_dict().values())), next(iter(start.state_dict().values())))
     with pytest.raises(FileNotFoundError, match="no shipped RotNet with 4 blocks of width 32"):
         E.rotnet_spec(get_profile("quick", dataset=folder, width=32), seed=0)
+
+
+def test_a_changed_recipe_does_not_draw_the_shipped_models_snapshots():
+    """Same file name, other model: a profile with another learning rate finds no snapshot (Fig. 5(a) would
+    otherwise show the shipped model's epochs beside its own final model)."""
+    profile = get_profile("quick")
+    changed = profile.replace(lr=profile.lr / 2)
+    assert S.snapshot_path(changed, 0, 1) == S.snapshot_path(profile, 0, 1)
+    assert S.find_snapshot(profile, 0, 1) is not None and S.find_snapshot(changed, 0, 1) is None
+    with pytest.raises(FileNotFoundError, match="no snapshot"):
+        E.rotnet_snapshot(changed, 1)
