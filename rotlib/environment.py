@@ -7,6 +7,7 @@ shipped data and models the quick profile reads, and says in one sentence what t
 """
 from __future__ import annotations
 
+from .profiles import get_profile
 from .settings import current
 
 FIX = ("open this notebook from the kit's checkout (git clone it, run `make notebooks` or `pip install -e .` there, "
@@ -20,7 +21,6 @@ class SetupError(RuntimeError):
 def missing(settings=None) -> list[str]:
     """What the notebooks need and this environment lacks (empty when all is found): the shipped images and models
     when the profile reads the shipped subset (other datasets' loaders say themselves what they miss)."""
-    from .profiles import get_profile
     s = settings or current()
     if get_profile(s.profile, s.dataset).dataset != "cifar10-5k":
         return []

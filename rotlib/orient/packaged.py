@@ -13,6 +13,11 @@ import json
 import shutil
 from pathlib import Path
 
+from ..files import write_text_atomic
+from ..profiles import get_profile
+from ..shipped import sha256
+from .orienter import cached_rotnet_path
+
 FOLDER = Path(__file__).resolve().parent / "model"
 WEIGHTS, MANIFEST = FOLDER / "upright.pt", FOLDER / "upright.json"
 PROFILE, SEED = "quick", 0          # whose RotNet travels: the one notebook 8 measures
@@ -33,7 +38,6 @@ def manifest() -> dict:
 
 def weights() -> Path:
     """The packaged weights, checked against the manifest's sha256."""
-    from ..shipped import sha256
     expected = manifest()["sha256"]
     if not WEIGHTS.is_file() or sha256(WEIGHTS) != expected:
         raise PackagedModelError(f"{WEIGHTS} is missing or does not match the sha256 in {MANIFEST.name}; reinstall "
@@ -43,15 +47,11 @@ def weights() -> Path:
 
 def source() -> Path:
     """The shipped model the packaged one copies (in the checkout's ``models/``)."""
-    from ..profiles import get_profile
-    from .orienter import cached_rotnet_path
     return cached_rotnet_path(get_profile(PROFILE, dataset="cifar10-5k", device="cpu"), seed=SEED)
 
 
 def refresh() -> Path:
     """Copy the shipped model into the package and write its manifest (run in a checkout after ``make models``)."""
-    from ..files import write_text_atomic
-    from ..shipped import sha256
     src = source()
     if not src.is_file():
         raise FileNotFoundError(f"{src} is not shipped; run `make models` first")
