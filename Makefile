@@ -63,23 +63,24 @@ notebooks: setup
 unit: setup
 	$(PY) -m pytest -q tests
 
-# nbval executes the notebooks into a fresh results file; compare fails when a number moved beyond its tolerance or a
-# firm verdict changed its word (tolerances and margins from the runs on other CPU kinds in results/evidence/).
+# nbval executes the notebooks into a fresh results file (quick profile: every model they load must be shipped,
+# ROTLIB_SHIPPED_ONLY=1, so a model missing from rotlib.paper.models fails here instead of training in CI); compare
+# fails when a number moved beyond its tolerance or a firm verdict changed its word (tolerances and margins from the runs on other CPU kinds in results/evidence/).
 test: setup
 	rm -rf $(FRESH)
-	$(RUN) ROTLIB_RESULTS=$(FRESH) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=$(if $(filter paper,$(PROFILE)),172800,3600) --durations=0 --durations-min=2
-	$(PY) -m rotlib.results compare $(FRESH)/$(PROFILE).json results/$(PROFILE).json
+	$(RUN) ROTLIB_RESULTS=$(FRESH) ROTLIB_SHIPPED_ONLY=$(if $(filter quick,$(PROFILE)),1,0) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=$(if $(filter paper,$(PROFILE)),172800,3600) --durations=0 --durations-min=2
+	$(PY) -m rotlib.report compare $(FRESH)/$(PROFILE).json results/$(PROFILE).json
 	$(MAKE) check-results
 
 # The README's results and claims tables and docs/models.md's shipped models table, generated from results/*.json
 # and models/.
 results: $(STAMP)
-	$(PY) -m rotlib.results readme
+	$(PY) -m rotlib.report readme
 
 # Fast, trains nothing: the generated tables, every "mean ± std" in README.md and docs/*.md and in the stored
 # notebooks agree with results/.
 check-results: $(STAMP)
-	$(PY) -m rotlib.results check --profile $(PROFILE)
+	$(PY) -m rotlib.report check --profile $(PROFILE)
 
 # The widgets in a real JupyterLab in headless Chromium (tools/browser_test.py), offline: Debian's chromium and
 # chromium-driver, Selenium from the "browser" extra. NOTEBOOKS="notebooks/01_pretext_task.ipynb ..." picks the

@@ -33,7 +33,8 @@ sys.path.insert(0, str(HERE.parent))
 from rotlib import experiments as E  # noqa: E402
 from rotlib.models import Probe, feature_shape, make_classifier  # noqa: E402
 from rotlib.profiles import PROFILES, get_profile  # noqa: E402
-from rotlib.train import ClassificationTask, RotationTask, TrainConfig, fit, pick_device  # noqa: E402
+from rotlib.devices import pick_device  # noqa: E402
+from rotlib.train import ClassificationTask, RotationTask, TrainConfig, fit  # noqa: E402
 
 VARIANTS = {"bf16 + channels_last": dict(precision="bf16", compile=False),
             "bf16 + channels_last + torch.compile": dict(precision="bf16", compile=True),

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from rotlib import experiments as E  # noqa: E402
 from rotlib.profiles import get_profile  # noqa: E402
-from rotlib.train import pick_device, resolve_precision  # noqa: E402
+from rotlib.devices import pick_device, resolve_precision  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

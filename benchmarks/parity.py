@@ -14,7 +14,7 @@ from pathlib import Path
 
 import rotlib
 from rotlib import experiments as E
-from rotlib.train import pick_device
+from rotlib.devices import pick_device
 
 
 def main():

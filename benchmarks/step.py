@@ -239,7 +239,7 @@ def main():
         return
     if args.passes < 1 or args.rounds < 1:
         raise SystemExit("--passes and --rounds must be at least 1")
-    from rotlib.shipped import machine
+    from rotlib.store import machine
     device = "cpu"                               # issue 15 is about the CPU step; the workers train on the CPU
     started = time.time()
     report = {"device": device, "cpu": machine()["cpu"], "cores": os.cpu_count(), "python": platform.python_version(),

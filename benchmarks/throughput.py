@@ -28,8 +28,9 @@ import torch.nn.functional as F
 
 from rotlib import NetworkInNetwork
 from rotlib.data import ImageData
-from rotlib.shipped import machine
-from rotlib.train import RotationTask, TrainConfig, emulated_bf16, fit, resolve_precision
+from rotlib.store import machine
+from rotlib.devices import emulated_bf16, resolve_precision
+from rotlib.train import RotationTask, TrainConfig, fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_smoke import epoch_timer  # noqa: E402

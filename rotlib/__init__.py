@@ -6,8 +6,10 @@ from .rotations import ROTATION_SETS, random_rotation, rotate, rotate_batch, rot
 from .models import ConvClassifier, LinearClassifier, NetworkInNetwork, NonLinearClassifier, count_parameters
 from .data import DatasetNotFoundError, ImageData, load_dataset
 from .checkpoints import CheckpointMismatchError
-from .train import TrainConfig, fit, pick_device
+from .devices import pick_device
+from .train import TrainConfig, fit
 from .profiles import Profile, get_profile
+from .settings import VERSION
 from .attention import attention_map, equivariance_score
 from .memory import keep_freed_memory
 
@@ -15,4 +17,5 @@ __all__ = ["ROTATION_SETS", "rotate", "rotate_batch", "rotate_by_angle", "random
            "NetworkInNetwork", "LinearClassifier", "NonLinearClassifier", "ConvClassifier", "count_parameters",
            "DatasetNotFoundError", "ImageData", "load_dataset", "CheckpointMismatchError", "TrainConfig", "fit",
            "pick_device", "Profile", "get_profile", "attention_map", "equivariance_score", "keep_freed_memory"]
-__version__ = "0.1.0"
+
+__version__ = VERSION

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from . import distributed as dist
 from . import experiments as E
+from . import orient as O
 from .memory import keep_freed_memory
 from .profiles import PROFILES, get_profile
+from .reproduce import reproduce
 from .rotations import ROTATION_SETS
 from .settings import current
 
@@ -86,13 +88,11 @@ def cmd_evaluate(args) -> dict:
 
 
 def cmd_reproduce(args) -> dict:
-    from .reproduce import reproduce
     return reproduce(_profile(args), out_dir=Path(args.out or "results"), seed=args.seed)
 
 
 def cmd_orient(args) -> dict:
     """Which way is up? Predict each image's turn with a RotNet; with --apply, write corrected copies (notebook 8)."""
-    from . import orient as O
     if not 0.0 <= args.min_confidence <= 1.0:
         raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     if args.max_pixels < 0:
@@ -121,7 +121,6 @@ def cmd_orient(args) -> dict:
 
 
 def _add_orient_parser(sub) -> None:
-    from .orient import DEFAULT_MIN_CONFIDENCE, MAX_PIXELS
     p = sub.add_parser("orient", help="which way is up? fix the orientation of photos with a RotNet")
     p.set_defaults(fn=cmd_orient)
     p.add_argument("path", help="an image file or a folder of images (originals are never modified)")
@@ -129,15 +128,15 @@ def _add_orient_parser(sub) -> None:
                                    "with the package (the quick profile's, seed 0); with --profile/--dataset that "
                                    "profile's (needs the checkout; trained first if not cached)")
     p.add_argument("--apply", metavar="OUT", help="write corrected copies of the rotated images to folder OUT")
-    p.add_argument("--min-confidence", dest="min_confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
+    p.add_argument("--min-confidence", dest="min_confidence", type=float, default=O.DEFAULT_MIN_CONFIDENCE,
                    help=f"below this probability an image is reported unsure and left alone "
-                        f"(default {DEFAULT_MIN_CONFIDENCE})")
+                        f"(default {O.DEFAULT_MIN_CONFIDENCE})")
     p.add_argument("--overwrite", action="store_true", help="replace files that already exist in OUT")
     p.add_argument("--recursive", "-r", action="store_true", help="also look in sub-folders (mirrored in OUT)")
     p.add_argument("--tta", action="store_true", help="average the prediction over the 4 rotated copies (4x slower)")
-    p.add_argument("--max-pixels", dest="max_pixels", type=int, default=MAX_PIXELS, metavar="N",
+    p.add_argument("--max-pixels", dest="max_pixels", type=int, default=O.MAX_PIXELS, metavar="N",
                    help=f"skip images whose header says more than N pixels, before decoding them (a guard against "
-                        f"decompression bombs; default {MAX_PIXELS:,}, Pillow's; 0: no limit)")
+                        f"decompression bombs; default {O.MAX_PIXELS:,}, Pillow's; 0: no limit)")
     p.add_argument("--profile", choices=list(PROFILES), default=None, help="use this profile's RotNet instead of the packaged one")
     p.add_argument("--dataset", help="the dataset of the profile's RotNet, without --model (default: the profile's)")
     p.add_argument("--device", help="auto (default), cpu, cuda, ...")

@@ -1,7 +1,7 @@
 """A cache of trained models and results, keyed by their full configuration.
 
 A model is looked up first among the models shipped with the project
-(``models/``, made by ``make models``, see :mod:`rotlib.shipped`), then in
+(``models/``, made by ``make models``, see :mod:`rotlib.store`), then in
 the cache folder (``$ROTLIB_CACHE`` or ``cache/`` in the checkout), and
 trained only when it is in neither. Every load and every training run says
 so; nothing is retrained silently.
@@ -21,11 +21,15 @@ import re
 import time
 from pathlib import Path
 
-from . import shipped
+from . import store
 from .settings import current
 from .distributed import barrier, is_distributed, is_main, on_main, world_size
 from .files import can_lock, locked, write_text_atomic
 from .checkpoints import architecture, load_checkpoint, load_weights, save_atomic, set_aside
+
+class ModelNotShippedError(RuntimeError):
+    """A model that must be shipped (``ROTLIB_SHIPPED_ONLY=1``) is not."""
+
 
 def cache_dir() -> Path:
     """``$ROTLIB_CACHE``, else ``cache/`` in the project folder (:mod:`rotlib.settings`)."""
@@ -68,10 +72,10 @@ def _exclusive(stem: str, log):
 
 def _shipped(name: str, stem: str) -> tuple[dict, str] | None:
     """A shipped model's state and where it came from, or None."""
-    ready = shipped.find(stem)
+    ready = store.find(stem)
     if ready is None:
         return None
-    return shipped.load_state(ready), f"shipped model {name} from {ready.parent.name}/{ready.name}"
+    return store.load_state(ready), f"shipped model {name} from {ready.parent.name}/{ready.name}"
 
 
 def _cached(name: str, final: Path, log) -> tuple[dict, str] | None:
@@ -82,6 +86,13 @@ def _cached(name: str, final: Path, log) -> tuple[dict, str] | None:
         if state is not None:
             return state, f"{name} from {final}"
     return None
+
+
+def model_path(name: str, config: dict) -> Path:
+    """The file :func:`cached_model` loads for ``(name, config)``: the shipped model when there is one (checked
+    against its manifest), else its cache entry (which may not exist yet). Found without training anything."""
+    stem = entry_stem(name, config)
+    return store.find(stem) or cache_dir() / f"{stem}.pt"
 
 
 def cached_model(name: str, config: dict, build, train, log=print):
@@ -99,6 +110,10 @@ def cached_model(name: str, config: dict, build, train, log=print):
     final, ckpt = folder / f"{stem}.pt", folder / f"{stem}.ckpt"
     model = build()
     found = on_main(lambda: _shipped(name, stem))
+    if found is None and current().shipped_only:
+        raise ModelNotShippedError(
+            f"{name} ({stem}) is not shipped in {store.models_dir()}, and ROTLIB_SHIPPED_ONLY=1 (make test) forbids "
+            "training it: add it to rotlib.paper.models, the list of models the notebooks load, and run `make models`")
     if found is None:
         with _exclusive(stem, log):
             found = on_main(lambda: _cached(name, final, log))
@@ -111,7 +126,7 @@ def cached_model(name: str, config: dict, build, train, log=print):
                     save_atomic({"model": {k: v.cpu() for k, v in model.state_dict().items()},
                                  "arch": architecture(model), "config": json.loads(json.dumps(config, default=str)),
                                  "history": history, "train_seconds": seconds,
-                                 "trained_by": {"code": shipped.code_version(), "machine": shipped.machine(),
+                                 "trained_by": {"code": store.code_version(), "machine": store.machine(),
                                                 "world_size": world_size()}}, final)
                     ckpt.unlink(missing_ok=True)
                 barrier()

@@ -22,10 +22,11 @@ import os
 import torch
 import torch.distributed as dist
 
+from .settings import current
+
 
 def _wants_cuda(device: str | None) -> bool:
     """Whether the requested device (None/"auto": CUDA when present) is a CUDA GPU."""
-    from .settings import current
     device = device or current().device or "auto"
     return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 

@@ -15,7 +15,7 @@ from torch import nn
 from . import data as D
 from . import distributed as dist
 from . import modes
-from .train import _prepare, amp_dtype, pick_device
+from .devices import amp_dtype, pick_device, to_device
 
 
 @contextmanager
@@ -71,7 +71,7 @@ def predict(model: nn.Module, data, task, batch_size: int = 256, device=None, pr
                 continue
             x, y = task(batch.to(device), labels.to(device), train=False)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = model(_prepare(x, device, True)).float().cpu()
+                logits = model(to_device(x, device, True)).float().cpu()
             mine.append((b, logits, y.cpu(), b * batch_size + _rows_per_image(task, len(batch), len(y))))
     parts = sorted((part for theirs in dist.gather(mine) for part in theirs), key=lambda part: part[0])
     return Predictions(*(torch.cat([part[k] for part in parts]) for k in (1, 2, 3)))
@@ -100,15 +100,20 @@ def confusion_matrix(logits: torch.Tensor, targets: torch.Tensor, num_classes: i
 @torch.no_grad()
 def extract_features(backbone: nn.Module, data, normalize, blocks: list[str], batch_size: int = 256,
                      device=None, precision: str = "auto") -> dict[str, torch.Tensor]:
-    """Frozen features of every image at each listed block, in one pass (kept on the CPU, fp32)."""
+    """Frozen features of every image at each listed block, in one pass (kept on the CPU, fp32).
+
+    Under torchrun the batches are shared out between the processes, like :func:`predict`'s, and gathered in order
+    on every process (the same features as in one process)."""
     device = _device(device)
     dtype = amp_dtype(device, precision)
-    out: dict[str, list] = {b: [] for b in blocks}
+    mine = []                       # (batch number, {block: features}) of this process's batches
     with evaluating(backbone, device):
-        for images, _ in D.batches(data, batch_size):
-            x = _prepare(normalize(images.to(device)), device, True)
+        for b, (images, _) in enumerate(D.batches(data, batch_size)):
+            if b % dist.world_size() != dist.rank():
+                continue
+            x = to_device(normalize(images.to(device)), device, True)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 feats = backbone(x, out_feat_keys=blocks)
-            for b, f in zip(blocks, feats):
-                out[b].append(f.float().contiguous().cpu())
-    return {b: torch.cat(v) for b, v in out.items()}
+            mine.append((b, {k: f.float().contiguous().cpu() for k, f in zip(blocks, feats)}))
+    parts = sorted((part for theirs in dist.gather(mine) for part in theirs), key=lambda part: part[0])
+    return {k: torch.cat([features[k] for _, features in parts]) for k in blocks}

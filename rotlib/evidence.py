@@ -6,7 +6,7 @@ where a CPU has no native bf16. ``results/evidence/<profile>/<run>.json`` holds 
 format of ``results/<profile>.json`` made on the shipped models (where and by which commit each was made:
 ``results/evidence/README.md``). Two rules read them:
 
-- a quantity's **tolerance** (``rotlib.results.compare``): at least twice the largest move of its mean seen
+- a quantity's **tolerance** (``rotlib.report.compare``): at least twice the largest move of its mean seen
   between the committed run and a run of the evidence (:func:`largest_mean_shift`);
 - a verdict's **margin** (``rotlib.verdicts``): from how far each seed's value moves between kinds
   (:func:`seed_shift`).

@@ -44,6 +44,8 @@ import math
 
 import torch
 
+from . import results as R
+
 ORIENTED = 0.4
 """Orientedness from which a filter counts as oriented. For 5x5 filters, 3-channel white noise (a
 random initialisation) almost never reaches it (99th percentile 0.28) and 1-channel noise rarely
@@ -159,7 +161,6 @@ def measure_filters(nets: dict, profile, inits: dict | None = None, notebook: st
     layer, in % (100: only rescaled, 0: nothing of the initial noise left). Cosine, not a distance, because
     a conv followed by batch norm can rescale its weights freely.
     """
-    from . import results as R
     unit = {k: "%" for k in (*PERCENT, "init_similarity")} | {"orientation_entropy": "bits", "entropy_all": "bits"}
     return R.record_kinds(filters_per_seed(nets, inits), "filters", profile, notebook, unit=unit)
 

@@ -16,7 +16,7 @@ import hashlib
 import torch
 from torch import nn
 
-from .train import pick_device, resolve_precision
+from .devices import pick_device, resolve_precision
 
 # The versions of what the code computes under a key, one for trained models and one for measured results: bump
 # MODEL_FORMAT when training computes something else under the same recipe (every model, the shipped ones too, is then

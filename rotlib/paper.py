@@ -56,6 +56,31 @@ def supervised_nets(profile: Profile, per_class: int | None = None, progress: bo
 NETWORKS = {"rotnet": rotnets, "random": random_nets, "supervised": supervised_nets}  # kind -> one net per seed
 
 
+# ---------------------------------------------------------------- the models the notebooks load
+LABEL_BUDGETS = (20, 100, None)                      # notebook 7's labels per class (None: all; Table 3's baseline)
+TABLE2_SETS = ("4", "8", "2-0/180", "2-90/270")      # notebook 6's rotation sets (Table 2)
+BATCHING = {"all": "all4", "random": "random1"}      # notebook 2's batching comparison: mode -> its name
+
+
+def models(profile: Profile) -> list[tuple[str, E.ModelSpec]]:
+    """Every trained model the notebooks load, once each, as (label, spec): the main RotNet per seed, the
+    supervised baseline per label budget and seed, and at the ablations' budget every Table 2 rotation set and the
+    one-random-rotation variant. ``make models`` trains and ships exactly these (:func:`rotlib.shipped.plan`);
+    under ``make test`` a notebook that asks for any other model fails (``ROTLIB_SHIPPED_ONLY``)."""
+    out = [(f"RotNet, 4 rotations, {profile.rotnet_epochs} epochs, seed {s}", E.rotnet_spec(profile, seed=s))
+           for s in profile.seeds]
+    out += [(f"supervised from scratch, {_label(k)} labels/class, seed {s}", E.supervised_spec(profile, k, seed=s))
+            for k in LABEL_BUDGETS for s in profile.seeds]
+    a = profile.ablation
+    ablations = [(r, "all") for r in TABLE2_SETS] + [("4", mode) for mode in BATCHING if mode != "all"]
+    out += [(f"ablation: RotNet, {canonical_rotation_set(r)} rotations, {mode}, {a['epochs']} epochs, seed {s}",
+             E.rotnet_spec(profile, r, mode, seed=s, epochs=a["epochs"])) for s in a["seeds"] for r, mode in ablations]
+    unique = {}                              # an ablation budget equal to the main one shares its models
+    for label, spec in out:
+        unique.setdefault(spec.stem, (label, spec))
+    return list(unique.values())
+
+
 def gap(name: str, a: R.Entry, b: R.Entry, profile: Profile, notebook: str) -> R.Entry:
     """``a - b`` seed by seed (paired: the same seed's models), recorded as its own quantity."""
     return _record(name, [x - y for x, y in zip(a["values"], b["values"])], profile, notebook)
@@ -82,9 +107,8 @@ def pretext_epochs(profile: Profile, epochs=None, notebook: str = "02") -> dict[
     each of ``epochs`` (default: every kept snapshot and the last epoch; only the last where ``make models`` kept
     none, as for a folder or the paper profile). One seed, so each entry's tolerance is taken from the spread of the
     same quantity over the main RotNets' seeds at the last epoch."""
-    from .shipped import find_snapshot, snapshot_epochs
     last = E.rotnet_spec(profile).config["train"]["epochs"]
-    epochs = epochs or (*[e for e in snapshot_epochs(profile) if find_snapshot(profile, profile.seeds[0], e)], last)
+    epochs = epochs or (*E.kept_snapshots(profile), last)
     nets = rotnets(profile)
     spread = {"rotation_accuracy": R.summarize([E.rotation_accuracy(m, profile) for m in nets]),
               "probe": R.summarize([E.probe(m, profile, "conv2", "nonlinear", seed=s)
@@ -104,7 +128,7 @@ def batching(profile: Profile, per_class: int | None = None, notebook: str = "02
     """All 4 rotations of an image in one batch vs one random rotation per image (Sec. 2.2), conv2 non-linear,
     both at the ablations' budget."""
     out = {}
-    for mode, label in (("all", "all4"), ("random", "random1")):
+    for mode, label in BATCHING.items():
         values = [E.probe(m, profile, "conv2", "nonlinear", per_class, seed=s)
                   for s, m in zip(profile.ablation["seeds"], rotnets(profile, mode=mode, ablation=True))]
         out[label] = _record(f"batching.{label}.{_label(per_class)}", values, profile, notebook)
@@ -160,7 +184,7 @@ def table3(profile: Profile, notebook: str = "03") -> dict[str, R.Entry]:
 
 
 # ---------------------------------------------------------------- notebook 6
-def table2(profile: Profile, sets=("4", "8", "2-0/180", "2-90/270"), notebook: str = "06") -> dict[str, R.Entry]:
+def table2(profile: Profile, sets=TABLE2_SETS, notebook: str = "06") -> dict[str, R.Entry]:
     """Table 2: a RotNet per rotation set and seed, the non-linear classifier on conv2 (all labels), every set
     (4 included) at the ablations' budget."""
     out = {}
@@ -173,7 +197,7 @@ def table2(profile: Profile, sets=("4", "8", "2-0/180", "2-90/270"), notebook: s
 
 
 # ---------------------------------------------------------------- notebook 7
-def fig5(profile: Profile, per_class=(20, 100, None), notebook: str = "07") -> dict:
+def fig5(profile: Profile, per_class=LABEL_BUDGETS, notebook: str = "07") -> dict:
     """Fig. 5: RotNet conv2 features + conv classifier vs the same network trained from scratch, per label budget.
 
     Returns ``{"rotnet": {k: Entry}, "supervised": {k: Entry}, "gap": {k: Entry}, "crossover": (lo, hi)}``;

@@ -5,6 +5,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .filters import ORIENTED, log_power_spectrum, upsample
+
 
 def to_display(image: torch.Tensor) -> np.ndarray:
     """(C, H, W) uint8 or float tensor -> (H, W) or (H, W, 3) array in [0, 1] for imshow."""
@@ -222,7 +224,6 @@ def filter_bank(weight: torch.Tensor, ax=None, ncols: int = 8, scale: int = 8, t
     """First-layer filters (out, in, k, k) in colour (Fig. 4): each filter scaled to [0, 1] on its own, over all
     its channels together (so its colours are kept; mid-grey = 0 only if the filter is symmetric around 0),
     and upsampled ``scale`` times by nearest neighbour (5x5 -> 40x40 at scale 8)."""
-    from .filters import upsample
     w = weight.detach().float().cpu()
     lo = w.flatten(1).min(1).values.view(-1, 1, 1, 1)
     hi = w.flatten(1).max(1).values.view(-1, 1, 1, 1)
@@ -244,7 +245,6 @@ def spectrum_bank(weight: torch.Tensor, ax=None, ncols: int = 8, pad: int = 32, 
     scaled to unit energy, zero frequency at the centre of its tile) in a grid. The colour scale is the same
     for every bank: ``decades`` decades up to log10(k * k), the power of a k x k unit-energy filter that puts
     all its energy at one frequency. Returns the image (for ``fig.colorbar``)."""
-    from .filters import log_power_spectrum
     spec = log_power_spectrum(weight, pad).numpy()
     top = float(np.log10(weight.shape[-2] * weight.shape[-1]))
     if ax is None:
@@ -265,7 +265,6 @@ def filter_orientations(props, ax=None, threshold: float | None = None, title: s
     against its peak frequency, dot area growing with orientedness; filters at or above ``threshold``
     filled, the others hollow. ``props``: :func:`rotlib.filters.filter_properties` of one bank, or a
     list of them (one marker shape per bank, e.g. per seed, named by ``labels`` in the legend)."""
-    from .filters import ORIENTED
     threshold = ORIENTED if threshold is None else threshold
     banks = props if isinstance(props, (list, tuple)) else [props]
     if ax is None:

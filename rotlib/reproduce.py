@@ -22,7 +22,7 @@ from . import distributed as dist
 from . import experiments as E
 from . import paper as P
 from .profiles import Profile
-from .train import pick_device
+from .devices import pick_device
 
 TABLE3_ROWS = {"supervised NIN": "supervised", "random init + conv": "random_conv",
                "RotNet + non-linear": "rotnet_nonlinear", "RotNet + conv": "rotnet_conv"}

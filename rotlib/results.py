@@ -8,24 +8,25 @@ The README's results and claims tables are generated from these files (``make re
 the shipped models' table in docs/models.md too) and ``make check-results`` checks that those
 tables, every "mean ± std" in README.md and docs/*.md and every one printed in a stored notebook
 agree with them. CI re-executes the notebooks
-into a fresh file and :func:`compare` fails when a fresh value leaves its
+into a fresh file and :func:`rotlib.report.compare` fails when a fresh value leaves its
 tolerance around the committed one.
 
-Command line: ``python -m rotlib.results {table,readme,check,compare}``.
+This module is the store (where results live, :func:`record`, :func:`load`); the verdicts
+(:mod:`rotlib.verdicts`) and the README's tables (:mod:`rotlib.readme`) are built on it, and the checks
+and the command line live above all three in :mod:`rotlib.report`.
 """
 from __future__ import annotations
 
-import argparse
+import hashlib
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
-from . import verdicts as V
+from .devices import pick_device
 from .distributed import is_main
-from .evidence import evidence_dir, largest_mean_shift, load_runs
 from .files import read_json, update_json
+from .profiles import PROFILES
 from .settings import current
 
 MIN_TOLERANCE = 1.0          # points: the smallest gap CI treats as a change (see tolerance())
@@ -49,7 +50,6 @@ def results_path(profile_name: str, folder: Path | None = None) -> Path:
 
 def _device_kind(device: str) -> str:
     """``cpu`` or ``cuda`` (or another torch device type) for a profile's device setting; ``auto`` as it resolves."""
-    from .train import pick_device
     return pick_device("auto").type if device == "auto" else device.split(":")[0]
 
 
@@ -59,8 +59,6 @@ def results_name(profile) -> str:
     ``scratch/<name>-<hash of its settings>``. So an exercise that changes a profile (more seeds, fewer epochs,
     another dataset, the quick profile on a GPU) never writes into the committed ``results/quick.json``;
     ``results/scratch/`` is not committed."""
-    import hashlib
-    from .profiles import PROFILES
     mine = {k: v for k, v in profile.as_dict().items() if k != "device"}
     registered = PROFILES.get(profile.name)
     if registered is not None and {k: v for k, v in registered.as_dict().items() if k != "device"} == mine \
@@ -140,156 +138,3 @@ def record_kinds(per_seed: dict, prefix: str, profile, notebook: str, unit="%") 
             out[f"gap.{kind}.{key}"] = record(f"gap.{prefix}.rotnet_minus_{kind}.{key}", diffs, profile, notebook,
                                               unit=unit_of(key))
     return out
-
-
-# ---------------------------------------------------------------- checks
-PAIR = re.compile(r"(-?\d+(?:\.(\d+))?)\s*±\s*(\d+(?:\.(\d+))?)")
-
-
-def _matches(results: dict, mean: str, mean_dec: str | None, std: str, std_dec: str | None) -> bool:
-    """Is some recorded (value, std) equal to the printed pair at the printed precision?"""
-    dm, ds = len(mean_dec or ""), len(std_dec or "")
-    for e in results.values():
-        for sign in (1, -1):                         # a printed difference may be "b - a"
-            if (f"{sign * e['value']:.{dm}f}" == mean or f"{sign * e['value']:.{dm}f}" == mean.replace("-", "")) \
-                    and f"{e['std']:.{ds}f}" == std:
-                return True
-    return False
-
-
-def check_text(results: dict, text: str, where: str) -> list[str]:
-    """Every ``mean ± std`` in ``text`` must be a recorded quantity (at the printed precision)."""
-    return [f"{where}: '{m.group(0)}' is not in the results file" for m in PAIR.finditer(text)
-            if not _matches(results, m.group(1), m.group(2), m.group(3), m.group(4))]
-
-
-NOTEBOOK_REFERENCE = re.compile(r"\bnotebooks? ((?:\d+(?:, | and | or |-|–)?)+)")
-
-
-def quoted_from(text: str, own: str) -> set[str]:
-    """The notebooks whose numbers a markdown cell may quote: its own, and every "notebook N" it names."""
-    named = {f"{int(n):02d}" for m in NOTEBOOK_REFERENCE.finditer(text) for n in re.findall(r"\d+", m.group(1))}
-    return {own} | named
-
-
-def check_notebooks(results: dict, notebooks, verdicts: dict | None = None) -> list[str]:
-    """Every ``mean ± std`` in a stored notebook must be a recorded quantity, and every verdict its markdown states
-    the word the rule gave (:func:`rotlib.verdicts.check_markdown`).
-
-    A pair in a markdown cell (written by hand, so it can go stale) must be a quantity recorded by this notebook
-    or by a notebook the cell names ("as notebook 3 measured, ..."), not merely some quantity of the series; a pair
-    in an output was printed by the code from the results, and may be any recorded quantity."""
-    from .verdicts import check_markdown
-    problems = []
-    for nb_path in notebooks:
-        nb = json.loads(Path(nb_path).read_text())
-        own = Path(nb_path).name[:2]
-        for i, cell in enumerate(nb["cells"]):
-            if cell["cell_type"] == "markdown":
-                source = "".join(cell.get("source", ""))
-                if verdicts is not None:
-                    problems += check_markdown(source, verdicts, f"{Path(nb_path).name} cell {i}")
-                allowed = quoted_from(source, own)
-                problems += check_text({k: e for k, e in results.items()
-                                        if allowed & set(e.get("notebooks", [e.get("notebook")]))}, source,
-                                       f"{Path(nb_path).name} cell {i} (quoting notebooks {sorted(allowed)})")
-            texts = []
-            if cell["cell_type"] == "markdown" and ("VERDICT" in source or "TODO" in source):
-                problems.append(f"{Path(nb_path).name} cell {i}: an unfilled placeholder (VERDICT/TODO)")
-            for out in cell.get("outputs", []):
-                texts.append("".join(out.get("text", "")))
-                texts += ["".join(v) for k, v in out.get("data", {}).items() if k in ("text/plain", "text/markdown")]
-            for text in texts:
-                problems += check_text(results, text, f"{Path(nb_path).name} cell {i}")
-                if "VERDICT" in text or "TODO" in text:
-                    problems.append(f"{Path(nb_path).name} cell {i}: an unfilled placeholder (VERDICT/TODO)")
-    return sorted(set(problems))
-
-
-def cross_kind_tolerance(name: str, entry: dict, evidence: dict | None) -> float:
-    """The tolerance CI applies to a committed quantity: its own (:func:`tolerance`, or a notebook's ``tol``), and
-    at least twice the largest move of its mean seen between the committed run and a run on another CPU kind
-    (:func:`rotlib.evidence.largest_mean_shift`)."""
-    shift = largest_mean_shift(name, entry["value"], evidence or {})
-    return entry["tol"] if shift is None else max(entry["tol"], round(2 * shift, 2))
-
-
-def compare(fresh: dict, committed: dict, evidence: dict | None = None) -> list[str]:
-    """Quantities of the committed file that a fresh run lacks or moved beyond their tolerance
-    (:func:`cross_kind_tolerance`, with the ``evidence`` runs on other CPU kinds)."""
-    problems = []
-    for name, old in sorted(committed.items()):
-        new = fresh.get(name)
-        tol = cross_kind_tolerance(name, old, evidence)
-        if new is None:
-            problems.append(f"{name}: committed {old['value']:.2f} but not produced by the fresh run")
-        elif abs(new["value"] - old["value"]) > tol:
-            problems.append(f"{name}: fresh {new['value']:.2f} vs committed {old['value']:.2f} "
-                            f"(tolerance ±{tol:.2f})")
-    return problems
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rotlib.results", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("table", help="print the README's results table")
-    sub.add_parser("readme", help="write the results and claims tables into README.md, the models table into docs/models.md")
-    chk = sub.add_parser("check", help="README, docs/ and stored notebooks agree with results/*.json")
-    chk.add_argument("--profile", default="quick")
-    cmp_ = sub.add_parser("compare", help="a fresh results file against the committed one")
-    cmp_.add_argument("fresh", type=Path)
-    cmp_.add_argument("committed", type=Path)
-    cmp_.add_argument("--evidence", type=Path, default=None,
-                      help="a folder of runs on other CPU kinds (default: evidence/<profile>/ beside the committed "
-                           "file): each tolerance at least twice the largest deviation seen there")
-    args = parser.parse_args(argv)
-    from .readme import (checked_pages, generated_pages, models_page_path, readme_path, readme_table,
-                         write_models_page, write_readme)
-    home = current().home
-    if args.cmd == "table":
-        print(readme_table())
-    elif args.cmd == "readme":
-        write_readme()
-        write_models_page()
-        print(f"wrote the results and claims tables into {readme_path()} and the shipped models table into "
-              f"{models_page_path()}")
-    elif args.cmd == "check":
-        problems = []
-        for page, generate in generated_pages():
-            if generate(page.read_text()) != page.read_text():
-                problems.append(f"{page.relative_to(home)}'s generated tables are not what `make results` generates: "
-                                "run `make results`")
-        notebooks = sorted((home / "notebooks").glob("[0-9]*.ipynb"))
-        problems += check_notebooks(load(args.profile), notebooks, V.load(results_path(args.profile)))
-        every = {f"{p}:{k}": v for p in ("quick", "paper") for k, v in load(p).items()}
-        pages = checked_pages()
-        for page in pages:
-            problems += check_text(every, page.read_text(), str(page.relative_to(home)))
-        for p in problems:
-            print("FAIL", p)
-        print(f"check-results: {len(problems)} problem(s) in README.md, {len(pages) - 1} docs/ pages and "
-              f"{len(notebooks)} notebooks")
-        return 1 if problems else 0
-    elif args.cmd == "compare":
-        fresh, committed = (json.loads(p.read_text()) for p in (args.fresh, args.committed))
-        if args.evidence is not None and not args.evidence.is_dir():
-            parser.error(f"--evidence {args.evidence}: no such folder")
-        folder = args.evidence or evidence_dir(args.committed)
-        evidence = load_runs(folder)
-        problems = compare(fresh, committed, evidence)
-        old_v, new_v = V.load(args.committed), V.load(args.fresh)
-        flips = V.compare(new_v, old_v)
-        loose = V.borderline(old_v)
-        print(f"evidence: {len(evidence)} run(s) on other CPU kinds in {folder} ({', '.join(evidence) or 'none'})")
-        print(f"borderline verdicts (any word within the margin accepted): {len(loose)} of {len(old_v)}")
-        for p in problems + flips:
-            print("FAIL", p)
-        print(f"compare: {len(committed) - len(problems)} of {len(committed)} quantities within tolerance, "
-              f"{len(old_v) - len(flips)} of {len(old_v)} verdicts accepted ({len(old_v) - len(loose)} firm: the "
-              f"same word)")
-        return 1 if problems or flips else 0
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -144,12 +144,17 @@ def rotate_batch(images: torch.Tensor, rotations: str | int = "4") -> tuple[torc
     return rotated, labels
 
 
-def random_rotation(images: torch.Tensor, rotations: str | int = "4",
-                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One random rotation of the set per image: the alternative the paper compares against."""
+def random_rotation(images: torch.Tensor, rotations: str | int = "4", generator: torch.Generator | None = None,
+                    labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random rotation of the set per image: the alternative the paper compares against.
+
+    ``labels``: each image's rotation index, drawn beforehand (as :class:`rotlib.train.RotationTask` draws a
+    whole epoch's); else drawn now from ``generator``."""
     _check_batch(images)
     angles = rotation_angles(rotations)
-    labels = torch.randint(len(angles), (images.shape[0],), generator=generator).to(images.device)
+    if labels is None:
+        labels = torch.randint(len(angles), (images.shape[0],), generator=generator)
+    labels = labels.to(images.device)
     # every image in every rotation, then each image's drawn one: K times the (cheap) rotation work, but no
     # data-dependent shapes, so a GPU never waits for the host (boolean masks would sync every batch)
     every = torch.stack([rotate_by_angle(images, a) for a in angles])

@@ -17,6 +17,8 @@ ROTLIB_CACHE   trained models and results computed here                   ``<hom
 ROTLIB_RESULTS where notebooks record their numbers                       ``<home>/results/scratch``
 ROTLIB_OFFLINE ``1``: never download a dataset                            ``0``
 ROTLIB_PROGRESS ``0``: no progress bars                                   ``1``
+ROTLIB_SHIPPED_ONLY ``1``: asking for a model not in ``models/`` is an error  ``0`` (it is trained)
+                (``make test``: every model a notebook loads is shipped)
 ============== ========================================================== ==============================
 
 ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` are torchrun's and are read by
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
+VERSION = "0.1.0"                        # the package version (pyproject.toml says the same; a test checks)
 
 
 def _is_project(folder: Path) -> bool:
@@ -63,6 +66,7 @@ class Settings:
     results: Path | None      # None: record under <home>/results/scratch, read from <home>/results
     offline: bool
     progress: bool
+    shipped_only: bool = False   # True: a model not shipped is an error, never trained (make test's notebooks)
 
 
 def current(environ=None) -> Settings:
@@ -78,4 +82,5 @@ def current(environ=None) -> Settings:
                     data=folder("ROTLIB_DATA", home / "data"), models=folder("ROTLIB_MODELS", home / "models"),
                     cache=folder("ROTLIB_CACHE", home / "cache"),
                     results=Path(env["ROTLIB_RESULTS"]).expanduser() if env.get("ROTLIB_RESULTS") else None,
-                    offline=env.get("ROTLIB_OFFLINE", "0") == "1", progress=env.get("ROTLIB_PROGRESS", "1") != "0")
+                    offline=env.get("ROTLIB_OFFLINE", "0") == "1", progress=env.get("ROTLIB_PROGRESS", "1") != "0",
+                    shipped_only=env.get("ROTLIB_SHIPPED_ONLY", "0") == "1")

@@ -26,89 +26,15 @@ from . import data as D
 from . import distributed as dist
 from .checkpoints import architecture, load_checkpoint, load_weights, save_atomic
 from .checks import PRECISIONS, fractions, positive_number, whole_number
+from .devices import AUTOCAST_DTYPES, emulated_bf16, pick_device, resolve_precision, to_device
 from .settings import current
 from .rotations import random_rotation, rotate_batch, rotation_angles
 
 
-# ---------------------------------------------------------------- devices
+# ---------------------------------------------------------------- seeds
 def set_seed(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _accelerator() -> torch.device | None:
-    """The accelerator this torch can use: CUDA first, else the one ``torch.accelerator`` reports (Apple MPS,
-    Intel XPU, ...), else None."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.accelerator.is_available():
-        return torch.device(torch.accelerator.current_accelerator().type)
-    return None
-
-
-def pick_device(preference: str | None = None) -> torch.device:
-    """``auto`` (default, or $ROTLIB_DEVICE): CUDA when present, else another accelerator torch reports (MPS,
-    XPU), else the CPU. A named device that is not there is refused (never silently replaced by the CPU)."""
-    pref = preference or current().device or "auto"
-    if pref == "auto":
-        return _accelerator() or torch.device("cpu")
-    device = torch.device(pref)
-    found = _accelerator()
-    if device.type != "cpu" and (found is None or found.type != device.type):
-        raise RuntimeError(f"device {pref!r} requested but this torch ({torch.__version__}) has no usable "
-                           f"{device.type.upper()} device (it sees {found or 'the CPU only'}); use --device cpu or auto")
-    return device
-
-
-def resolve_precision(device: torch.device, precision: str = "auto") -> str:
-    """The precision a run on ``device`` uses: ``"bf16"``, ``"fp16"`` or ``"fp32"``.
-
-    ``auto``: bf16 where the hardware has it natively (CPUs with AVX-512 BF16 or AMX; CUDA GPUs of compute
-    capability 8.0 and up; Intel XPUs that report it), else fp16 with loss scaling on CUDA GPUs with tensor cores
-    (7.x: V100, T4), else fp32 (Apple MPS too). ``torch.cuda.is_bf16_supported()`` alone also counts emulated bf16, which is slow, so it is asked
-    with ``including_emulation=False``. An explicit request the hardware cannot honour is refused, never
-    silently replaced, but for bf16 on a CPU without it: that runs emulated (:func:`fit` warns when it trains so),
-    so the quick profile's pinned bf16, and so its models' keys, are the same on every CPU.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "fp32":
-        return "fp32"
-    if device.type == "cuda":
-        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
-        fp16 = torch.cuda.get_device_capability(device) >= (7, 0)
-    elif device.type == "cpu":
-        bf16, fp16 = torch.ops.mkldnn._is_mkldnn_bf16_supported(), False
-    elif device.type == "xpu":         # Intel GPUs: bf16 where the device has it
-        bf16, fp16 = torch.xpu.is_bf16_supported(including_emulation=False), False
-    else:                              # MPS and others: fp32 (autocast's op coverage there is partial)
-        bf16 = fp16 = False
-    if precision == "auto":
-        return "bf16" if bf16 else "fp16" if fp16 else "fp32"
-    if precision == "bf16" and not bf16 and device.type == "cpu":
-        return "bf16"   # emulated; fit() says so when it trains (a key or a loaded model needs no warning)
-    if precision == "bf16" and not bf16:
-        raise ValueError(f"precision 'bf16' requested, but {device} has no native bf16 (it would be emulated, "
-                         "slowly); use precision='auto' (fp16 with loss scaling on a GPU with tensor cores, "
-                         "else fp32) or 'fp32'")
-    if precision == "fp16" and not fp16:
-        raise ValueError(f"precision 'fp16' requested, but {device} is not a CUDA GPU with tensor cores "
-                         "(compute capability 7.0 or higher); use 'auto', 'bf16' (CPUs with bf16) or 'fp32'")
-    return precision
-
-
-def emulated_bf16(device: torch.device, precision: str) -> bool:
-    """True when ``precision`` resolves to bf16 on a CPU without native bf16 (no AVX-512 BF16 or AMX)."""
-    return (device.type == "cpu" and resolve_precision(device, precision) == "bf16"
-            and not torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}   # resolved precision -> dtype
-
-
-def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """Autocast dtype of :func:`resolve_precision`'s choice, or None for fp32."""
-    return AUTOCAST_DTYPES[resolve_precision(device, precision)]
 
 
 def progress_bars_wanted() -> bool:
@@ -124,9 +50,14 @@ class ClassificationTask:
     def __init__(self, normalize=None, augment: bool = False):
         self.normalize, self.augment = normalize, augment
 
-    def __call__(self, images, labels, train: bool, generator=None):
+    def draw(self, n: int, generator=None) -> dict:
+        """The random numbers a training batch of ``n`` images uses (its crops and flips), drawn from ``generator``
+        in the order :meth:`__call__` would draw them (:func:`fit` draws a whole epoch's at its start)."""
+        return D.draw_augment(n, generator=generator) if self.augment else {}
+
+    def __call__(self, images, labels, train: bool, generator=None, draws: dict | None = None):
         if self.augment and train:
-            images = D.augment(images, generator=generator)
+            images = D.augment(images, generator=generator, draws=draws)
         x = self.normalize(images) if self.normalize else images
         return x, labels
 
@@ -149,15 +80,25 @@ class RotationTask:
         rotation_angles(rotations)
         self.normalize, self.rotations, self.mode, self.augment = normalize, rotations, mode, augment
 
-    def __call__(self, images, labels, train: bool, generator=None):
+    def draw(self, n: int, generator=None) -> dict:
+        """The random numbers a training batch of ``n`` images uses: crops and flips, then (``mode="random"``)
+        each image's rotation, drawn from ``generator`` in the order :meth:`__call__` would draw them."""
+        draws = D.draw_augment(n, generator=generator) if self.augment else {}
+        if self.mode == "random":
+            draws["rotation"] = torch.randint(len(rotation_angles(self.rotations)), (n,), generator=generator)
+        return draws
+
+    def __call__(self, images, labels, train: bool, generator=None, draws: dict | None = None):
         # The official pipeline's order: augment and rotate the raw uint8 images, then normalise, so the
         # corners a 45-degree turn brings in from outside the frame are black, not the dataset's mean colour.
+        if train and draws is None:
+            draws = self.draw(len(images), generator)
         if self.augment and train:
-            images = D.augment(images, generator=generator)
+            images = D.augment(images, draws=draws)
         if self.mode == "all" or not train:
             rotated, targets = rotate_batch(images, self.rotations)
         else:
-            rotated, targets = random_rotation(images, self.rotations, generator=generator)
+            rotated, targets = random_rotation(images, self.rotations, labels=draws["rotation"])
         return self.normalize(rotated), targets
 
     def source_index(self, n: int) -> torch.Tensor:
@@ -219,17 +160,32 @@ class TrainConfig:
         return self.lr * self.gamma ** passed
 
 
-# Steps between the loop's own host syncs: the losses and accuracies come back, are checked and shown together. (On
-# CUDA a step still makes small blocking host-to-device copies of its batch order and crop/flip offsets, so the host
-# waits there too: not yet mended, as drawing them on the device would change the CPU's random stream.)
+# Steps between the loop's own host syncs: the losses and accuracies come back, are checked and shown together. The
+# batch order and each step's crops, flips and rotations are drawn at the start of the epoch and copied to the device
+# once (:func:`_epoch_plan`), so on a GPU a step makes no blocking host-to-device copy either.
 SYNC_EVERY = 25
 
 
-def _prepare(x: torch.Tensor, device, channels_last: bool, non_blocking: bool = False):
-    x = x.to(device, non_blocking=non_blocking)
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+def _batch_sizes(n: int, batch_size: int, drop_last: bool) -> list[int]:
+    """The sizes of an epoch's batches, as :func:`rotlib.data.batches` cuts them."""
+    stop = n - n % batch_size if drop_last else n
+    return [min(batch_size, stop - start) for start in range(0, stop, batch_size)]
+
+
+def _epoch_plan(n: int, sizes: list[int], task, generator: torch.Generator, device: torch.device):
+    """An epoch's random numbers, drawn on the CPU from ``generator`` in the order the steps would draw them (the
+    shuffle, then each batch's :meth:`draw`), so a run is the same on every device and bit-identical to drawing them
+    step by step; then copied to ``device`` at once. Returns the order and one dict of draws per batch (views).
+    A task without ``draw`` gets None: it draws from the generator itself, step by step."""
+    order = torch.randperm(n, generator=generator)
+    if not hasattr(task, "draw"):
+        return order.to(device), None
+    per_batch = [task.draw(size, generator) for size in sizes]
+    keys = per_batch[0].keys() if per_batch else ()
+    whole = {k: torch.cat([d[k] for d in per_batch]).to(device, non_blocking=True) for k in keys}
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return order.to(device, non_blocking=True), [{k: v[a:a + m] for k, v in whole.items()}
+                                                 for a, m in zip(starts, sizes)]
 
 
 def _on_device(data, device: torch.device):
@@ -327,6 +283,7 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
     bar = tqdm(total=steps_per_epoch * last, initial=start * steps_per_epoch, desc=desc, mininterval=1.0,
                disable=not progress or not dist.is_main() or not progress_bars_wanted())
     drop_last = len(data) >= cfg.batch_size
+    sizes = _batch_sizes(len(data), cfg.batch_size, drop_last)
 
     def sync(epoch, pending, totals):
         """Fetch the pending steps' losses and correct counts (summed over ranks) at once; stop on a NaN."""
@@ -351,17 +308,21 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
             net.train()
             # one generator for the shuffle, crops, flips and rotations, the same on every rank
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            order, draws = _epoch_plan(len(data), sizes, task, gen, device)
             totals, pending = [0.0, 0, 0], []        # loss x rows, correct, rows; steps not yet synced
-            for i, (images, labels) in enumerate(D.batches(data, cfg.batch_size, shuffle=True, generator=gen,
-                                                           drop_last=drop_last)):
+            for i, size in enumerate(sizes):
                 step = epoch * steps_per_epoch + i
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr_at(step, total)
-                images, labels = _prepare(images, device, False), labels.to(device)
-                x, y = task(images, labels, train=True, generator=gen)   # the whole global batch
+                idx = order[i * cfg.batch_size:i * cfg.batch_size + size]
+                images, labels = data.images[idx], data.labels[idx]     # on the device already (_on_device)
+                if draws is None:                                        # the whole global batch
+                    x, y = task(images, labels, train=True, generator=gen)
+                else:
+                    x, y = task(images, labels, train=True, draws=draws[i])
                 rows = len(y)
                 x, y = dist.shard(x), dist.shard(y)                     # this process's share of it
-                x = _prepare(x, device, cfg.channels_last)
+                x = to_device(x, device, cfg.channels_last)
                 with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                     logits = net(x)
                 loss = F.cross_entropy(logits.float(), y)

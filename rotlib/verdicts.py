@@ -44,6 +44,7 @@ from pathlib import Path
 from .distributed import is_main
 from .evidence import committed_evidence_dir, load_runs, seed_shift
 from .files import update_json
+from .results import record_dir, results_path
 
 Z = 2.0                     # a difference within Z standard errors is a tie
 MARGIN = 5.0                # a verdict is firm when its clearance is beyond MARGIN standard deviations of its move
@@ -135,7 +136,6 @@ def state(a: dict, b: dict, *, paired: bool, claim: str | None = None, key: str 
     """:func:`judge`, and record the verdict beside ``a``'s results file (the word a notebook may state; written
     where :func:`rotlib.results.record_dir` says). ``evidence``: default the runs of ``a``'s profile on other CPU
     kinds in the checkout (``results/evidence/<profile>/``)."""
-    from .results import record_dir, results_path
     if evidence is None and a.get("profile"):
         evidence = load_runs(committed_evidence_dir(a["profile"]))
     v = judge(a, b, paired=paired, claim=claim, key=key, label=label, notebook=notebook, evidence=evidence)

@@ -39,6 +39,7 @@ def results_folder(tmp_path, monkeypatch):
     """Every test records its quantities in a throw-away results folder, never in the checkout's results/."""
     path = tmp_path / "recorded-results"
     monkeypatch.setenv("ROTLIB_RESULTS", str(path))
+    monkeypatch.delenv("ROTLIB_SHIPPED_ONLY", raising=False)    # make test's notebooks only: unit tests train
     return path
 
 

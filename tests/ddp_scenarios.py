@@ -18,7 +18,7 @@ from torch import nn
 from rotlib import cache as C
 from rotlib import distributed as dist
 from rotlib.data import ImageData, load_dataset
-from rotlib.evaluate import predict
+from rotlib.evaluate import extract_features, predict
 from rotlib.models import NetworkInNetwork
 from rotlib.train import ClassificationTask, RotationTask, TensorData, TrainConfig, fit
 
@@ -76,8 +76,8 @@ class NaNOnLastRank(ClassificationTask):
         super().__init__()
         self.calls = 0
 
-    def __call__(self, images, labels, train, generator=None):
-        x, y = super().__call__(images, labels, train, generator)
+    def __call__(self, images, labels, train, generator=None, draws=None):
+        x, y = super().__call__(images, labels, train, generator, draws)
         self.calls += 1
         if self.calls == 2 and dist.rank() == dist.world_size() - 1:
             x = x.clone()
@@ -90,11 +90,11 @@ class FailOnRank1(ClassificationTask):
         super().__init__()
         self.calls = 0
 
-    def __call__(self, images, labels, train, generator=None):
+    def __call__(self, images, labels, train, generator=None, draws=None):
         self.calls += 1
         if self.calls == 2 and dist.rank() == 1:
             raise RuntimeError("rank 1 failed on purpose")
-        return super().__call__(images, labels, train, generator)
+        return super().__call__(images, labels, train, generator, draws)
 
 
 def cached(cache: Path) -> dict:
@@ -136,6 +136,8 @@ def run_all(out: Path) -> dict:
         "nan": refused(lambda: fit(_linear(), _vectors(32), NaNOnLastRank(), TrainConfig(epochs=1, batch_size=8, **FP32),
                                    device="cpu", progress=False)),
         "predict": predict(net, data, RotationTask(data.normalize), batch_size=3, device="cpu", precision="fp32"),
+        "features": extract_features(net, data, data.normalize, ["conv1", "conv3"], batch_size=3, device="cpu",
+                                     precision="fp32"),
         "cache": cached(out / "cache"),
         # looked for (and downloaded) by rank 0 alone; its error reaches every rank
         "no_data": refused(lambda: load_dataset("cifar10", "train", root=out / "empty", download=False)),

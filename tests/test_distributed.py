@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import ddp_scenarios as S
+from rotlib import devices
 from rotlib import distributed as dist
 from rotlib import train as T
 
@@ -82,6 +83,15 @@ def test_sharded_prediction_is_one_process_prediction(ranks):
         assert torch.equal(r["predict"].image, one["predict"].image)
 
 
+def test_sharded_feature_extraction_is_one_process_extraction(ranks):
+    (r0, r1), one = ranks
+    for r in (r0, r1):        # 10 images in batches of 3: rank 0 extracts batches 0 and 2, rank 1 batches 1 and 3
+        assert list(r["features"]) == ["conv1", "conv3"]
+        for block, features in one["features"].items():
+            assert r["features"][block].shape == features.shape and features.shape[0] == 10
+            torch.testing.assert_close(r["features"][block], features, rtol=1e-5, atol=1e-6)
+
+
 def test_cache_decision_is_taken_once_and_shared(ranks):
     (r0, r1), _ = ranks
     for r in (r0, r1):
@@ -130,21 +140,21 @@ def _cuda(bf16: bool, capability: tuple[int, int]):
                                                         (False, (6, 1), "fp32")])   # Pascal
 def test_auto_precision_on_cuda_follows_the_hardware(bf16, capability, expected):
     with _cuda(bf16, capability):
-        assert T.resolve_precision(torch.device("cuda"), "auto") == expected
+        assert devices.resolve_precision(torch.device("cuda"), "auto") == expected
         torch.cuda.is_bf16_supported.assert_called_with(including_emulation=False)   # emulated bf16 is slow
 
 
 def test_explicit_precision_that_cannot_be_honoured_is_refused():
     with _cuda(False, (7, 0)), pytest.raises(ValueError, match="no native bf16"):
-        T.resolve_precision(torch.device("cuda"), "bf16")
+        devices.resolve_precision(torch.device("cuda"), "bf16")
     with pytest.raises(ValueError, match="not a CUDA GPU with tensor cores"):
-        T.resolve_precision(torch.device("cpu"), "fp16")
+        devices.resolve_precision(torch.device("cpu"), "fp16")
     with mock.patch.object(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", return_value=False):
         with warnings.catch_warnings():
             warnings.simplefilter("error")                      # a key or a loaded model: bf16, and no warning
-            assert T.resolve_precision(torch.device("cpu"), "bf16") == "bf16"
-        assert T.resolve_precision(torch.device("cpu"), "auto") == "fp32"
-    assert T.resolve_precision(torch.device("cpu"), "fp32") == "fp32"
+            assert devices.resolve_precision(torch.device("cpu"), "bf16") == "bf16"
+        assert devices.resolve_precision(torch.device("cpu"), "auto") == "fp32"
+    assert devices.resolve_precision(torch.device("cpu"), "fp32") == "fp32"
     with pytest.raises(ValueError, match="precision must be one of"):
         T.TrainConfig(epochs=1, precision="half")
 
@@ -163,7 +173,8 @@ def test_training_in_emulated_bf16_on_a_cpu_says_so():
 
 def test_fp16_trains_with_a_grad_scaler_that_is_checkpointed(monkeypatch, tmp_path):
     """The fp16 path (CUDA GPUs without native bf16), run on the CPU: autocast fp16 and a GradScaler."""
-    monkeypatch.setattr(T, "resolve_precision", lambda device, precision: "fp16")
+    for module in (T, devices):                        # the loop's choice and the emulation check's
+        monkeypatch.setattr(module, "resolve_precision", lambda device, precision: "fp16")
     model, ckpt = S._linear(), tmp_path / "fp16.ckpt"
     before = model.weight.detach().clone()
     history = T.fit(model, S._vectors(32), T.ClassificationTask(), T.TrainConfig(epochs=2, batch_size=8, **S.FP32),

@@ -13,12 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = """
 import json, sys, rotlib
-from rotlib import experiments as E, shipped
+from rotlib import experiments as E, store
 from rotlib.data import load_dataset
 profile = rotlib.get_profile()
 test = load_dataset("cifar10-5k", "test")
 spec = E.rotnet_spec(profile)
-print(json.dumps({"package": rotlib.__file__, "n_test": len(test), "shipped": str(shipped.find(spec.stem))}))
+print(json.dumps({"package": rotlib.__file__, "n_test": len(test), "shipped": str(store.find(spec.stem))}))
 """
 
 

@@ -478,7 +478,7 @@ def test_a_failed_write_is_said_and_the_tool_exits_non_zero(photos, tmp_path, ca
 # ---------------------------------------------------------------- the packaged model (no checkout needed)
 def test_the_packaged_model_is_the_shipped_quick_rotnet_byte_for_byte():
     from rotlib.orient import packaged
-    from rotlib.shipped import sha256
+    from rotlib.store import sha256
     source = packaged.source()
     assert source.parent.name == "models", f"{source}: the quick RotNet is not shipped"
     assert packaged.manifest()["of"] == source.stem, "refresh it: python -m rotlib.orient.packaged"

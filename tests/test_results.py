@@ -6,6 +6,7 @@ import nbformat
 import pytest
 
 from rotlib import readme as README
+from rotlib import report
 from rotlib import results as R
 from rotlib.profiles import get_profile
 
@@ -47,7 +48,7 @@ def test_tolerance_from_spread_with_a_floor():
 def test_compare_flags_moved_and_missing_values():
     committed = {"a": {"value": 60.0, "tol": 1.0}, "b": {"value": 50.0, "tol": 2.0}, "c": {"value": 1.0, "tol": 1.0}}
     fresh = {"a": {"value": 60.9}, "b": {"value": 47.5}}
-    problems = R.compare(fresh, committed)
+    problems = report.compare(fresh, committed)
     assert len(problems) == 2
     assert problems[0].startswith("b: fresh 47.50 vs committed 50.00") and problems[1].startswith("c:")
 
@@ -65,9 +66,9 @@ def test_check_notebooks_finds_numbers_not_in_the_file(tmp_path):
     results = {"x": {"value": 59.04, "std": 0.42, "notebook": "03"}, "g": {"value": 11.4, "std": 0.3, "notebook": "03"}}
     good = _notebook(tmp_path / "03_good.ipynb", "RotNet 59.0 ± 0.4 beats random by 11.4 ± 0.3 points",
                      "x: 59.04 ± 0.42 (n=2)")
-    assert R.check_notebooks(results, [good]) == []
+    assert report.check_notebooks(results, [good]) == []
     bad = _notebook(tmp_path / "03_bad.ipynb", "RotNet 59.1 ± 0.4", "x: 59.04 ± 0.52")
-    problems = R.check_notebooks(results, [bad])
+    problems = report.check_notebooks(results, [bad])
     assert len(problems) == 2 and "59.1 ± 0.4" in problems[0] + problems[1]
 
 
@@ -77,11 +78,11 @@ def test_markdown_quotes_only_its_own_notebooks_numbers_or_a_named_ones(tmp_path
     results = {"mine": {"value": 50.0, "std": 1.0, "notebook": "02"},
                "theirs": {"value": 61.26, "std": 1.21, "notebook": "06", "notebooks": ["03", "06"]}}
     unnamed = _notebook(tmp_path / "02_a.ipynb", "ours 50.0 ± 1.0, and 61.26 ± 1.21", "")
-    assert [p for p in R.check_notebooks(results, [unnamed]) if "61.26" in p]
+    assert [p for p in report.check_notebooks(results, [unnamed]) if "61.26" in p]
     named = _notebook(tmp_path / "02_b.ipynb", "ours 50.0 ± 1.0, and 61.26 ± 1.21 in notebook 3", "")
-    assert R.check_notebooks(results, [named]) == []
+    assert report.check_notebooks(results, [named]) == []
     printed = _notebook(tmp_path / "02_c.ipynb", "ours", "61.26 ± 1.21")       # outputs come from the code
-    assert R.check_notebooks(results, [printed]) == []
+    assert report.check_notebooks(results, [printed]) == []
 
 
 def test_a_quantity_remembers_every_notebook_that_recorded_it(results_dir):
@@ -135,9 +136,9 @@ def test_runs_on_other_cpu_kinds_widen_tolerances():
     committed = {"a": {"value": 50.0, "tol": 1.0}, "b": {"value": 40.0, "tol": 1.0}}
     evidence = {"cpu-1": {"a": {"value": 48.5}, "b": {"value": 40.2}}, "cpu-2": {"a": {"value": 50.9}}}
     fresh = {"a": {"value": 47.5}, "b": {"value": 41.5}}
-    assert [p.split(":")[0] for p in R.compare(fresh, committed)] == ["a", "b"]
-    assert [p.split(":")[0] for p in R.compare(fresh, committed, evidence)] == ["b"]   # a: ±3.0 now, b: still ±1.0
-    assert R.cross_kind_tolerance("a", committed["a"], evidence) == 3.0
+    assert [p.split(":")[0] for p in report.compare(fresh, committed)] == ["a", "b"]
+    assert [p.split(":")[0] for p in report.compare(fresh, committed, evidence)] == ["b"]   # a: ±3.0 now, b: still ±1.0
+    assert report.cross_kind_tolerance("a", committed["a"], evidence) == 3.0
 
 
 def test_a_changed_profile_never_writes_the_committed_file(results_dir):

@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from rotlib import CheckpointMismatchError, NetworkInNetwork
+from rotlib.data import ImageData
 from rotlib import experiments as E
 from rotlib.checkpoints import load_weights, save_atomic
-from rotlib.train import RotationTask, TrainConfig, amp_dtype, fit
+from rotlib.devices import amp_dtype
+from rotlib.train import RotationTask, TrainConfig, fit
 
 
 def test_tiny_training_lowers_loss(tiny):
@@ -217,7 +219,7 @@ def test_probe_blocks_without_precomputed_features_on_cuda(tiny):
                                                    (False, None, "cpu")])
 def test_auto_prefers_cuda_then_any_accelerator_then_the_cpu(monkeypatch, cuda, other, expected):
     """No MPS/XPU machine runs CI: torch's availability answers are mocked, the choice is rotlib's."""
-    from rotlib.train import pick_device, resolve_precision
+    from rotlib.devices import pick_device, resolve_precision
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.accelerator, "is_available", lambda: other is not None)
     monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda *a, **k: torch.device(other) if other else None)
@@ -234,3 +236,37 @@ def test_auto_prefers_cuda_then_any_accelerator_then_the_cpu(monkeypatch, cuda, 
     if expected == "cpu":
         with pytest.raises(RuntimeError, match="no usable MPS device .*sees the CPU only"):
             pick_device("mps")
+
+
+class _StepByStep:
+    """A task without ``draw()``: fit lets it draw its random numbers from the generator at each step."""
+
+    def __init__(self, task):
+        self.task = task
+
+    def __call__(self, *args, **kwargs):
+        return self.task(*args, **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["all", "random"])
+def test_an_epochs_random_numbers_drawn_at_its_start_are_those_drawn_step_by_step(mode):
+    """fit draws an epoch's shuffle, crops, flips and rotations at its start (one host-to-device copy on a GPU); the
+    run is bit-identical to drawing them step by step, as before."""
+    g = torch.Generator().manual_seed(0)
+    data = ImageData(torch.randint(0, 256, (40, 3, 12, 12), dtype=torch.uint8, generator=g),
+                     torch.randint(0, 4, (40,), generator=g), list("abcd"), (0.5,) * 3, (0.25,) * 3)
+    runs = []
+    for task in (RotationTask(data.normalize, "4", mode, augment=True),
+                 _StepByStep(RotationTask(data.normalize, "4", mode, augment=True))):
+        torch.manual_seed(0)
+        net = NetworkInNetwork(3, 8, 3, 4)
+        history = fit(net, data, task, TrainConfig(epochs=2, batch_size=16, precision="fp32", seed=1), device="cpu",
+                      progress=False)
+        runs.append((history, net.state_dict()))
+    (h1, w1), (h2, w2) = runs
+    assert h1 == h2 and all(torch.equal(w1[k], w2[k]) for k in w1)
+    images = data.images[:5]
+    drawn = RotationTask(data.normalize, "4", mode, augment=True)
+    a = drawn(images, data.labels[:5], train=True, generator=torch.Generator().manual_seed(7))
+    b = drawn(images, data.labels[:5], train=True, draws=drawn.draw(5, torch.Generator().manual_seed(7)))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

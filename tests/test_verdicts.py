@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from rotlib import readme as README
+from rotlib import report
 from rotlib import results as R
 from rotlib import verdicts as V
 from rotlib.evidence import evidence_dir, load_runs, seed_shift
@@ -78,7 +79,7 @@ def test_verdicts_are_recorded_and_compared(results_dir):
     (results_dir / "fresh" / "quick.json").write_text((results_dir / "quick.json").read_text())
     V.verdicts_path(results_dir / "fresh" / "quick.json").write_text(json.dumps(fresh))
     V.verdicts_path(results_dir / "quick.json").write_text(json.dumps(committed))
-    assert R.main(["compare", str(results_dir / "fresh" / "quick.json"), str(results_dir / "quick.json")]) == 1
+    assert report.main(["compare", str(results_dir / "fresh" / "quick.json"), str(results_dir / "quick.json")]) == 1
     assert "| 06 | 4 beat 8 | — | +9.83 | 0.34 | 7.21 | agrees |" in README.claims_table()
     assert list(V.table([v]).loc["4 beat 8"]) == ["higher", "—", "+9.83", "0.34", "7.21", "paired, 3 seeds",
                                                    "agrees"]
@@ -122,7 +123,7 @@ def _run(folder, values: dict, verdicts: dict):
 
 
 def test_ci_fails_on_a_firm_flip_or_a_moved_value_and_passes_a_borderline_flip(tmp_path):
-    """Synthetic committed and fresh runs through `python -m rotlib.results compare`, as `make test` calls it."""
+    """Synthetic committed and fresh runs through `python -m rotlib.report compare`, as `make test` calls it."""
     values = {"a": [60.0, 61.0, 62.0], "b": [50.0, 51.0, 52.0], "c": [55.0, 56.0, 57.5]}
 
     def verdict(word, direction, firm):      # clearance 1.2 (firm) or 0.2 (borderline) against a margin of 0.5
@@ -138,7 +139,7 @@ def test_ci_fails_on_a_firm_flip_or_a_moved_value_and_passes_a_borderline_flip(t
                  {"k": verdict("agrees", "higher", True)})
 
     def compare(fresh, committed):
-        return R.main(["compare", str(fresh), str(committed), "--evidence", str(evidence)])
+        return report.main(["compare", str(fresh), str(committed), "--evidence", str(evidence)])
     assert compare(flipped, committed_firm) == 1          # a firm verdict that flips fails CI
     assert compare(flipped, committed_loose) == 0         # a borderline one may cross its threshold
     assert compare(moved, committed_loose) == 1           # a value beyond its tolerance (c: +2.0 > 1.0) fails
@@ -183,7 +184,7 @@ def test_the_margin_covers_the_evidence():
                            evidence=others)
             if then.firm:
                 assert _word_on(v, run).word == then.word, f"{held}: firm {key} is another word there"
-        moved = [p.split(":")[0] for p in R.compare(run, committed, others)]
+        moved = [p.split(":")[0] for p in report.compare(run, committed, others)]
         # pixels.nonlinear (a probe on raw pixels) moved 1.03 on the AMD kind with AVX-512 BF16, its 1.00 tolerance
         # absent that run: the one value only its own kind's evidence covers
         assert moved == (["pixels.nonlinear"] if held == "amd-avx512bf16" else []), (held, moved)
@@ -212,7 +213,7 @@ def test_markdown_must_say_the_word_the_rule_gave(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("<!-- verdict: a vs b -->**differs**")]
     nbformat.write(nb, tmp_path / "n.ipynb")
-    assert len(R.check_notebooks({}, [tmp_path / "n.ipynb"], verdicts)) == 1
+    assert len(report.check_notebooks({}, [tmp_path / "n.ipynb"], verdicts)) == 1
 
 
 def test_markdown_says_borderline_for_a_borderline_verdict():
@@ -259,11 +260,11 @@ def test_compare_finds_the_evidence_beside_the_committed_file(tmp_path, capsys):
     values = {"c": [55.0, 56.0, 57.5]}
     committed = _run(tmp_path / "results", values, {})
     moved = _run(tmp_path / "fresh", {"c": [57.0, 58.0, 59.5]}, {})
-    assert R.main(["compare", str(moved), str(committed)]) == 1                       # +2.0, tolerance 1.0
+    assert report.main(["compare", str(moved), str(committed)]) == 1                       # +2.0, tolerance 1.0
     (tmp_path / "results" / "evidence" / "quick").mkdir(parents=True)
     (tmp_path / "results" / "evidence" / "quick" / "cpu.json").write_text(
         json.dumps({"c": {"name": "c", **R.summarize([56.5, 57.5, 59.0])}}))
-    assert R.main(["compare", str(moved), str(committed)]) == 0                       # 2 x 1.5 = 3.0 now
+    assert report.main(["compare", str(moved), str(committed)]) == 0                       # 2 x 1.5 = 3.0 now
     assert "1 run(s) on other CPU kinds" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        R.main(["compare", str(moved), str(committed), "--evidence", str(tmp_path / "typo")])
+        report.main(["compare", str(moved), str(committed), "--evidence", str(tmp_path / "typo")])

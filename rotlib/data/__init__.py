@@ -24,9 +24,10 @@ The modules: :mod:`~rotlib.data.imagedata` (``ImageData``, normalisation), :mod:
 :mod:`~rotlib.data.fashion_mnist`, :mod:`~rotlib.data.folders`, :mod:`~rotlib.data.decoding` (the one
 image decoder, shared with ``rotlib.orient``) and :mod:`~rotlib.data.datasets` (``load_dataset``).
 """
+from ..settings import current
 from .imagedata import DatasetNotFoundError, ImageData, normalize
 from .subsets import first_per_class, random_subset
-from .batching import augment, batches
+from .batching import augment, batches, draw_augment
 from .decoding import (EXIF_ORIENTATION, IMAGE_EXTENSIONS, MAX_PIXELS, Decoded, ImageTooLarge, UnreadableImage,
                        center_crop_square, check_size, decode, to_rgb8)
 from .cifar import (CIFAR10_5K_SHA256, CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, cifar10_5k_indices, load_cifar10,
@@ -36,7 +37,7 @@ from .fashion_mnist import (FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_M
 from .folders import fingerprint, load_folder, load_image
 from .datasets import DATASETS, load_dataset
 
-__all__ = ['DatasetNotFoundError', 'ImageData', 'normalize', 'first_per_class', 'random_subset', 'augment', 'batches',
+__all__ = ['DatasetNotFoundError', 'ImageData', 'normalize', 'first_per_class', 'random_subset', 'augment', 'batches', 'draw_augment',
            'EXIF_ORIENTATION', 'IMAGE_EXTENSIONS', 'MAX_PIXELS', 'Decoded', 'ImageTooLarge', 'UnreadableImage',
            'center_crop_square', 'check_size', 'decode', 'to_rgb8', 'CIFAR10_5K_SHA256', 'CIFAR10_CLASSES',
            'CIFAR10_MEAN', 'CIFAR10_STD', 'cifar10_5k_indices', 'load_cifar10', 'load_cifar10_5k', 'shipped_root',
@@ -47,7 +48,7 @@ __all__ = ['DatasetNotFoundError', 'ImageData', 'normalize', 'first_per_class', 
 
 def __getattr__(name: str):
     """``DEFAULT_ROOT`` and ``SHIPPED_ROOT``, once constants, now read from ``rotlib.settings`` when asked."""
-    from ..settings import current
+
     if name == "DEFAULT_ROOT":
         return current().data
     if name == "SHIPPED_ROOT":

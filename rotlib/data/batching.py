@@ -19,27 +19,42 @@ def batches(data: ImageData, batch_size: int, shuffle: bool = False, generator: 
         yield data.images[idx], data.labels[idx]
 
 
+def draw_augment(n: int, padding: int = 4, flip: bool = True, generator: torch.Generator | None = None) -> dict:
+    """The random numbers :func:`augment` uses for ``n`` images, on the CPU: each image's crop offsets (``oy``,
+    ``ox``) and whether it is flipped (``flip``), drawn in that order."""
+    draws = {}
+    if padding:
+        draws["oy"] = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+        draws["ox"] = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    if flip:
+        draws["flip"] = torch.rand(n, generator=generator) < 0.5
+    return draws
+
+
 def augment(images: torch.Tensor, padding: int = 4, flip: bool = True,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+            generator: torch.Generator | None = None, draws: dict | None = None) -> torch.Tensor:
     """Random crop with zero padding and random horizontal flip, for a whole batch at once.
 
     The official CIFAR-10 training augmentation (RandomCrop(32, padding=4) +
     RandomHorizontalFlip), vectorised over the batch with index arithmetic.
+    ``draws``: the random numbers of :func:`draw_augment` drawn beforehand (e.g. a whole epoch's, copied to the
+    GPU at once, so a step never waits for a host-to-device copy); else they are drawn now from ``generator``.
     """
     if images.dim() != 4:
         raise ValueError(f"augment expects a batch (N, C, H, W), got shape {tuple(images.shape)}")
     padding = whole_number(padding, "padding", minimum=0)
     n, c, h, w = images.shape
     dev = images.device
+    if draws is None:
+        draws = draw_augment(n, padding, flip, generator)
     if padding:
         padded = torch.nn.functional.pad(images, (padding,) * 4)
-        oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
-        ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
+        oy, ox = draws["oy"].to(dev), draws["ox"].to(dev)
         rows = (oy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
         cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, None, :]
         images = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
                         rows, cols]
     if flip:
-        mask = (torch.rand(n, generator=generator) < 0.5).to(dev)
+        mask = draws["flip"].to(dev)
         images = torch.where(mask[:, None, None, None], images.flip(-1), images)
     return images

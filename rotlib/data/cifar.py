@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..distributed import on_main
+from ..settings import current
 from .imagedata import DatasetNotFoundError, ImageData
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -24,7 +25,6 @@ CIFAR10_5K_SHA256 = {"train": "4c144d76a85ed98345e1060b39edd6b1cd69f3bc6299d4257
 
 def shipped_root() -> Path:
     """The folder of the shipped subset: ``<home>/data/cifar10-5k`` (``rotlib.settings``)."""
-    from ..settings import current
     return current().home / "data" / "cifar10-5k"
 
 
@@ -57,7 +57,6 @@ def _find_cifar(root: Path, download: bool) -> Path:
 
 def load_cifar10(split: str = "train", root=None, download: bool = True) -> ImageData:
     """CIFAR-10, uint8 (N, 3, 32, 32); ``root`` None: ``rotlib.settings.current().data`` (ROTLIB_DATA)."""
-    from ..settings import current
     d = _cifar_dir(Path(root) if root is not None else current().data, download)
     files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     xs, ys = [], []

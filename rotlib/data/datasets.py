@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..settings import current
+
 from .cifar import load_cifar10, load_cifar10_5k
 from .fashion_mnist import load_fashion_mnist
 from .folders import load_folder
@@ -18,7 +20,6 @@ def load_dataset(name: str, split: str = "train", root=None, download: bool | No
     ``root`` None: ``rotlib.settings.current().data`` (ROTLIB_DATA); ``download`` None: unless ROTLIB_OFFLINE=1.
     ``size`` and ``max_pixels`` are for ``folder:PATH`` (see :func:`~rotlib.data.folders.load_folder`).
     """
-    from ..settings import current
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     settings = current()

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..distributed import on_main
+from ..settings import current
 from .imagedata import DatasetNotFoundError, ImageData
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -61,7 +62,6 @@ def _find_fashion_mnist(root: Path, download: bool) -> Path:
 
 def load_fashion_mnist(split: str = "train", root=None, download: bool = True) -> ImageData:
     """Fashion-MNIST, uint8 (N, 1, 28, 28); ``root`` None: ``rotlib.settings.current().data`` (ROTLIB_DATA)."""
-    from ..settings import current
     d = _fashion_mnist_dir(Path(root) if root is not None else current().data, download)
     img_file, lbl_file = _FMNIST_FILES[split]
     images = torch.from_numpy(_read_idx(d / img_file).copy()).unsqueeze(1)

@@ -10,16 +10,22 @@ retraining.
 - :mod:`.recipes`: the networks (RotNets, supervised baselines, random init), each a :class:`ModelSpec`;
 - :mod:`.measures`: what is measured on them (rotation accuracy, probes on frozen features, ...).
 """
-from .measures import (crossover, pixel_probe, probe, probe_blocks, result_key, rotation_accuracy,
+from .measures import (clear_features, crossover, pixel_probe, probe, probe_blocks, result_key, rotation_accuracy,
                        rotation_accuracy_per_class, rotation_confusion, rotation_predictions, rotation_probe,
                        supervised_accuracy)
-from .recipes import (ModelSpec, random_init, rotnet_snapshot, rotnet_spec, supervised_spec, train_rotnet,
-                      train_rotnet_start, train_supervised)
-from .splits import block_names, build_network, clear_caches, labelled_subset, load_split
+from .recipes import (ModelSpec, kept_snapshots, random_init, rotnet_snapshot, rotnet_spec, supervised_spec,
+                      train_rotnet, train_rotnet_start, train_supervised)
+from .splits import block_names, build_network, clear_loaded, labelled_subset, load_split
 from ..rotations import canonical_rotation_set   # the CLI's and notebooks' spelling of a rotation set
 
 __all__ = ["ModelSpec", "block_names", "build_network", "canonical_rotation_set", "clear_caches", "crossover",
-           "labelled_subset", "load_split", "pixel_probe", "probe", "probe_blocks", "random_init", "result_key",
-           "rotation_accuracy", "rotation_accuracy_per_class", "rotation_confusion", "rotation_predictions",
-           "rotation_probe", "rotnet_snapshot", "rotnet_spec", "supervised_accuracy", "supervised_spec",
-           "train_rotnet", "train_rotnet_start", "train_supervised"]
+           "kept_snapshots", "labelled_subset", "load_split", "pixel_probe", "probe", "probe_blocks", "random_init",
+           "result_key", "rotation_accuracy", "rotation_accuracy_per_class", "rotation_confusion",
+           "rotation_predictions", "rotation_probe", "rotnet_snapshot", "rotnet_spec", "supervised_accuracy",
+           "supervised_spec", "train_rotnet", "train_rotnet_start", "train_supervised"]
+
+def clear_caches() -> None:
+    """Forget the decoded datasets and frozen features this session keeps in memory (they are made again when next
+    needed); the trained models and results on disk (:mod:`rotlib.cache`) are kept."""
+    clear_loaded()
+    clear_features()

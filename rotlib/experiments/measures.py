@@ -25,6 +25,11 @@ from .splits import data_fields, epochs_for, labelled_subset, load_split
 _FEATURES: OrderedDict = OrderedDict()  # the last two frozen-feature extractions, reused by consecutive probes
 
 
+def clear_features() -> None:
+    """Forget the frozen features this session keeps in memory (see :func:`rotlib.experiments.clear_caches`)."""
+    _FEATURES.clear()
+
+
 def result_key(profile: Profile, **fields) -> dict:
     """A measured result's key: ``fields`` (the measurement, the network's digest, its settings), then the data and
     where and how it is computed."""

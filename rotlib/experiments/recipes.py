@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 
-from ..cache import cached_model, entry_stem
+from .. import store
+from ..cache import cached_model, entry_stem, model_path
+from ..checkpoints import load_weights
+from ..devices import emulated_bf16, pick_device
 from ..identity import MODEL_FORMAT, run_fields
 from ..models import NetworkInNetwork
-from ..profiles import Profile
+from ..profiles import PROFILES, Profile
 from ..rotations import canonical_rotation_set, rotation_angles
 from ..train import ClassificationTask, RotationTask, TrainConfig, fit
 from .splits import build_network, data_fields, epochs_for, labelled_subset, load_split
@@ -47,19 +51,50 @@ def model_config(profile: Profile, kind: str, cfg: TrainConfig, **fields) -> dic
 @dataclass(frozen=True)
 class ModelSpec:
     """A trainable model's identity and recipe: ``name`` and ``config`` (its cache key), ``build()`` the untrained
-    network, ``train(model, checkpoint)`` its training. :meth:`get` loads it (shipped or cached) or trains it."""
+    network, ``train(model, checkpoint)`` its training. :meth:`get` loads it (shipped or cached) or trains it.
+
+    ``native``: where the recipe pins bf16 (the quick profile, so that every machine finds the shipped models by
+    their keys) and this CPU would only emulate it (~12x slower than fp32: no AVX-512 BF16 or AMX), the same
+    recipe in the machine's native precision, its own model with its own key: what :meth:`get` trains instead when
+    this model is not shipped."""
     name: str
     config: dict
     build: Callable
     train: Callable
+    native: Callable[[], "ModelSpec"] | None = None
 
     @property
     def stem(self) -> str:
         """The file name of its cache entry and of its shipped model (``models/<stem>.pt``)."""
         return entry_stem(self.name, self.config)
 
-    def get(self) -> NetworkInNetwork:
-        return cached_model(self.name, self.config, self.build, self.train)
+    def resolved(self) -> "ModelSpec":
+        """The model :meth:`get` returns: this one when it is shipped or trains natively here, else :attr:`native`."""
+        if self.native is not None and store.find(self.stem) is None:
+            return self.native()
+        return self
+
+    @property
+    def path(self) -> Path:
+        """The file :meth:`get` loads: the shipped model, else its cache entry (which may not exist yet)."""
+        spec = self.resolved()
+        return model_path(spec.name, spec.config)
+
+    def get(self, exact: bool = False, log=print) -> NetworkInNetwork:
+        """The model, shipped, cached or trained now. ``exact=True``: this recipe even where its bf16 would be
+        emulated (``make models``, which ships exactly the models the notebooks look up)."""
+        spec = self if exact else self.resolved()
+        if spec is not self:
+            log(f"[cache] {self.name}: this CPU has no native bf16, so a model not shipped is trained in "
+                f"{spec.config['train']['precision']} (its own key, {spec.stem}) instead of emulated bf16 (~12x slower)")
+        return cached_model(spec.name, spec.config, spec.build, spec.train, log=log)
+
+
+def _native(profile: Profile, cfg: TrainConfig, make: Callable[[Profile], "ModelSpec"]):
+    """``make`` for the profile in this machine's native precision, where ``cfg``'s bf16 would be emulated here."""
+    if emulated_bf16(pick_device(profile.device), cfg.precision):
+        return lambda: make(profile.replace(precision="auto"))
+    return None
 
 
 def train_rotnet(profile: Profile, rotations: str = "4", mode: str = "all", seed: int = 0,
@@ -120,7 +155,8 @@ def rotnet_spec(profile: Profile, rotations: str = "4", mode: str = "all", seed:
                    desc=f"RotNet[{rotations},{mode}]", progress=progress, on_epoch_end=on_epoch_end,
                    stop_after=stop_after)
 
-    return ModelSpec(f"rotnet-{profile.dataset}", config, build, train)
+    native = _native(profile, cfg, lambda p: rotnet_spec(p, rotations, mode, seed, epochs, progress, on_epoch_end))
+    return ModelSpec(f"rotnet-{profile.dataset}", config, build, train, native)
 
 
 def _start_from(profile: Profile, rotations: str, mode: str, seed: int) -> ModelSpec | None:
@@ -133,11 +169,9 @@ def _start_from(profile: Profile, rotations: str, mode: str, seed: int) -> Model
     """
     if not profile.dataset.startswith("folder:") or profile.folder_start != "shipped" or (rotations, mode) != ("4", "all"):
         return None
-    from .. import shipped
-    from ..profiles import PROFILES
     base = PROFILES["quick"].replace(num_blocks=profile.num_blocks, width=profile.width)
     spec = rotnet_spec(base, seed=0)
-    if shipped.find(spec.stem) is None:
+    if store.find(spec.stem) is None:
         raise FileNotFoundError(f"no shipped RotNet with {profile.num_blocks} blocks of width {profile.width} to "
                                 f"fine-tune on {profile.dataset} (models/{spec.stem}.pt); use the quick profile's "
                                 "architecture, run `make models`, or train from scratch (folder_start='scratch', "
@@ -167,21 +201,27 @@ def train_rotnet_start(profile: Profile, epochs: int = 2, seed: int = 0, progres
     return model
 
 
+def kept_snapshots(profile: Profile, seed: int | None = None) -> list[int]:
+    """The epochs after which ``make models`` kept the main RotNet of ``seed`` (default: the first) on its way
+    (Fig. 5(a)); none for a recipe that was never shipped (a changed setting makes another model)."""
+    spec = rotnet_spec(profile, seed=profile.seeds[0] if seed is None else seed)
+    return [e for e in store.snapshot_epochs(spec.config["train"]["epochs"]) if store.find_snapshot(spec.stem, e)]
+
+
 def rotnet_snapshot(profile: Profile, epoch: int, seed: int | None = None) -> NetworkInNetwork:
     """The main RotNet of ``seed`` (default: the first) after ``epoch`` of its epochs, as kept by ``make models``
     (Fig. 5(a)); its last epoch is the shipped model itself."""
-    from .. import shipped
-    from ..checkpoints import load_weights
     seed = profile.seeds[0] if seed is None else seed
     spec = rotnet_spec(profile, seed=seed)
-    if epoch == spec.config["train"]["epochs"]:
+    epochs = spec.config["train"]["epochs"]
+    if epoch == epochs:
         return spec.get()
-    path = shipped.find_snapshot(profile, seed, epoch)
+    path = store.find_snapshot(spec.stem, epoch)
     if path is None:
         raise FileNotFoundError(f"no snapshot of the {profile.name} RotNet (seed {seed}) after epoch {epoch} "
-                                f"({shipped.snapshot_path(profile, seed, epoch)}); `make models` keeps them after "
-                                f"epochs {shipped.snapshot_epochs(profile)} of the first seed's main RotNet")
-    state = shipped.load_state(path)
+                                f"({store.snapshot_path(spec.stem, epoch)}); `make models` keeps them after "
+                                f"epochs {store.snapshot_epochs(epochs)} of the first seed's main RotNet")
+    state = store.load_state(path)
     model = spec.build()
     load_weights(model, state, source=str(path))
     model.history = {}
@@ -212,7 +252,8 @@ def supervised_spec(profile: Profile, per_class: int | None = None, seed: int = 
         return fit(model, data, task, cfg, ckpt, profile.device, deterministic=profile.deterministic,
                    desc=f"supervised[{per_class or 'all'}/class]", progress=progress)
 
-    return ModelSpec(f"supervised-{profile.dataset}", config, build, train)
+    native = _native(profile, cfg, lambda p: supervised_spec(p, per_class, seed, progress))
+    return ModelSpec(f"supervised-{profile.dataset}", config, build, train, native)
 
 
 def random_init(profile: Profile, seed: int = 0, num_classes: int = 4) -> NetworkInNetwork:

@@ -13,12 +13,9 @@ from ..settings import current
 _LOADED: OrderedDict = OrderedDict()   # the last 8 decoded splits; callers only ever get copies (see load_split)
 
 
-def clear_caches() -> None:
-    """Forget the decoded datasets and frozen features this session keeps in memory (they are made again when next
-    needed); the trained models and results on disk (:mod:`rotlib.cache`) are kept."""
-    from .measures import _FEATURES
+def clear_loaded() -> None:
+    """Forget the decoded splits this session keeps in memory (see :func:`rotlib.experiments.clear_caches`)."""
     _LOADED.clear()
-    _FEATURES.clear()
 
 
 def _copy(data: D.ImageData) -> D.ImageData:

@@ -5,6 +5,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import experiments as E
+from .. import results as R
+from ..evaluate import confusion_matrix
+
 from ..rotations import rotate
 from .orienter import Orienter, model_view
 from .turns import DEFAULT_MIN_CONFIDENCE, TURNS
@@ -34,7 +38,6 @@ class Evaluation:
 
     def confusion(self) -> torch.Tensor:
         """Counts, rows true turn, columns predicted turn (:func:`rotlib.evaluate.confusion_matrix`)."""
-        from ..evaluate import confusion_matrix
         return confusion_matrix(torch.nn.functional.one_hot(self.pred, 4), self.true, 4)
 
     def coverage(self, thresholds=None) -> list[dict]:
@@ -108,8 +111,6 @@ def measure(profile, threshold: float = DEFAULT_MIN_CONFIDENCE, notebook: str = 
     (:func:`rotlib.results.record`). Returns ``{"entries": {name: entry},
     "evaluations": [...], "tta": [...], "orienters": [...]}`` (lists in seed order).
     """
-    from .. import experiments as E
-    from .. import results as R
     test = E.load_split(profile, "test")
     orienters = [Orienter.from_profile(profile, seed=s, train=False) for s in profile.seeds]
     evals = [evaluate(o, test.images) for o in orienters]

@@ -8,10 +8,16 @@ from pathlib import Path
 
 import torch
 
+from .. import experiments as E
+from ..checkpoints import load_weights
 from ..data import (CIFAR10_MEAN, CIFAR10_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD, center_crop_square,
                     load_dataset, normalize, to_rgb8)
+from ..devices import pick_device
+from ..models import NetworkInNetwork
 from ..modes import evaluating
+from ..profiles import get_profile
 from ..rotations import rotate
+from . import packaged as P
 from .turns import TURNS
 
 # Statistics and input size of the datasets a cached RotNet may have been trained on (see rotlib.data).
@@ -94,8 +100,6 @@ class Orienter:
 
         If it is not cached it is trained first, and this says so (``train=False``: raise instead).
         """
-        from .. import experiments as E
-        from ..profiles import get_profile
         profile = profile or get_profile()
         spec = E.rotnet_spec(profile, seed=seed)
         path = cached_rotnet_path(profile, seed=seed)
@@ -117,17 +121,13 @@ class Orienter:
     def packaged(cls, tta: bool = False, device: str | None = None) -> "Orienter":
         """The RotNet installed with the package (:mod:`rotlib.orient.packaged`): no checkout, data or training
         needed; the same weights as the quick profile's shipped RotNet of seed 0."""
-        from . import packaged
-        orienter = cls.from_file(packaged.weights(), tta=tta, device=device)
-        orienter.name = f"packaged {packaged.manifest()['of']}"
+        orienter = cls.from_file(P.weights(), tta=tta, device=device)
+        orienter.name = f"packaged {P.manifest()['of']}"
         return orienter
 
     @classmethod
     def from_file(cls, path, tta: bool = False, size: int | None = None, device: str | None = None) -> "Orienter":
         """A RotNet saved by rotlib's cache (``cache/rotnet-*.pt``): weights, architecture and training config."""
-        from ..models import NetworkInNetwork
-        from ..checkpoints import load_weights
-        from ..train import pick_device
         path = Path(path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} does not exist; pass a cache/rotnet-*.pt file, or leave "
@@ -163,9 +163,6 @@ class Orienter:
 
 def cached_rotnet_path(profile, rotations: str = "4", seed: int = 0) -> Path:
     """The file ``experiments.train_rotnet(profile)`` loads: the shipped model in ``models/`` when there is one,
-    else its cache entry (which may not exist yet). Found without training anything."""
-    from .. import experiments as E
-    from .. import shipped
-    from ..cache import cache_dir
-    stem = E.rotnet_spec(profile, rotations, seed=seed).stem
-    return shipped.find(stem) or cache_dir() / f"{stem}.pt"
+    else its cache entry (which may not exist yet). Found without training anything (the cache's own look-up,
+    :func:`rotlib.cache.model_path`)."""
+    return E.rotnet_spec(profile, rotations, seed=seed).path

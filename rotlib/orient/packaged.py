@@ -13,10 +13,10 @@ import json
 import shutil
 from pathlib import Path
 
+from .. import experiments as E
 from ..files import write_text_atomic
 from ..profiles import get_profile
-from ..shipped import sha256
-from .orienter import cached_rotnet_path
+from ..store import sha256
 
 FOLDER = Path(__file__).resolve().parent / "model"
 WEIGHTS, MANIFEST = FOLDER / "upright.pt", FOLDER / "upright.json"
@@ -47,7 +47,7 @@ def weights() -> Path:
 
 def source() -> Path:
     """The shipped model the packaged one copies (in the checkout's ``models/``)."""
-    return cached_rotnet_path(get_profile(PROFILE, dataset="cifar10-5k", device="cpu"), seed=SEED)
+    return E.rotnet_spec(get_profile(PROFILE, dataset="cifar10-5k", device="cpu"), seed=SEED).path
 
 
 def refresh() -> Path:
