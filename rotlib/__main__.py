@@ -55,7 +55,7 @@ def _write(result: dict, path: str | None, default: str) -> Path:
 def cmd_train(args) -> dict:
     profile = _profile(args)
     t0 = time.time()
-    spec = E.rotnet_spec(profile, args.rotations, seed=args.seed)
+    spec = E.rotnet_spec(profile, args.rotations, seed=args.seed).resolved()   # what get() loads or trains
     model = spec.get()
     train_s = time.time() - t0
     acc = E.rotation_accuracy(model, profile, args.rotations)

@@ -191,7 +191,6 @@ def measure_equivariance(nets: dict, images: torch.Tensor, profile, blocks, ps=(
     interior-only score ``<kind>.<block>.p<interior_p>.interior``, and ``gap.<kind>.<block>.p<p>`` for
     RotNet minus ``kind``, seed by seed. Scores are Pearson r x 100 (1.00 = 100).
     """
-
     return R.record_kinds(equivariance_per_seed(nets, images, blocks, ps, interior_p), "equivariance", profile,
                           notebook, unit="r x 100")
 
@@ -221,7 +220,6 @@ def measure_border(nets: dict, images: torch.Tensor, data, profile, blocks, p: f
     ``gap.<kind>.<key>`` for RotNet minus ``kind``, seed by seed.
     Compare with :func:`uniform_border_share` (43.75% for the default ring).
     """
-
     return R.record_kinds(border_per_seed(nets, images, data, blocks, p), "border", profile, notebook, unit="%")
 
 

@@ -27,6 +27,7 @@ from .distributed import barrier, is_distributed, is_main, on_main, world_size
 from .files import can_lock, locked, write_text_atomic
 from .checkpoints import architecture, load_checkpoint, load_weights, save_atomic, set_aside
 
+
 class ModelNotShippedError(RuntimeError):
     """A model that must be shipped (``ROTLIB_SHIPPED_ONLY=1``) is not."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")   # training and evaluation precisions (rotlib.train.resolve_precision)
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")   # training and evaluation precisions (rotlib.devices.resolve_precision)
 
 
 def whole_number(value, name: str, minimum: int = 1, hint: str = "") -> int:

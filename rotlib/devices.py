@@ -3,7 +3,8 @@
 :func:`pick_device` chooses the device (CUDA, another accelerator torch reports, else the CPU);
 :func:`resolve_precision` the arithmetic (bf16 where native, fp16 with loss scaling on older GPUs, else fp32);
 :func:`to_device` moves a batch there. Below :mod:`rotlib.train`, :mod:`rotlib.evaluate` and
-:mod:`rotlib.identity`, which all import it; it imports only torch and :mod:`rotlib.settings`.
+:mod:`rotlib.identity`, which all import it; it imports only torch, :mod:`rotlib.checks` and
+:mod:`rotlib.settings`.
 """
 from __future__ import annotations
 

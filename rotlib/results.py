@@ -138,3 +138,7 @@ def record_kinds(per_seed: dict, prefix: str, profile, notebook: str, unit="%") 
             out[f"gap.{kind}.{key}"] = record(f"gap.{prefix}.rotnet_minus_{kind}.{key}", diffs, profile, notebook,
                                               unit=unit_of(key))
     return out
+
+
+if __name__ == "__main__":      # the checks and their command line moved to rotlib.report (issue 30)
+    raise SystemExit("python -m rotlib.results is now python -m rotlib.report {table,readme,check,compare}")

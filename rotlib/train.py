@@ -233,7 +233,7 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
     fastest; ``compile``: ``torch.compile`` the network (other kernels, the
     same math; the first steps compile).
 
-    Precision (:func:`resolve_precision`): bf16 or fp16 autocast, fp16 with a
+    Precision (:func:`rotlib.devices.resolve_precision`): bf16 or fp16 autocast, fp16 with a
     ``GradScaler``. Under torchrun every process builds the same global batch
     and trains on its share (:mod:`rotlib.distributed`); the recorded losses
     and accuracies are those of the global batch.

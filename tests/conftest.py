@@ -34,12 +34,21 @@ def write_cifar(root, n_train_per_batch=40, n_test=40, seed=0):
     return root
 
 
+@pytest.fixture(autouse=True, scope="module")
+def unit_tests_may_train():
+    """make test sets ROTLIB_SHIPPED_ONLY=1 for the notebooks it runs after the unit tests, which train tiny models:
+    unset for each test module (module scope, so before its module-scoped fixtures, e.g. the torchrun runs), and
+    set again after it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("ROTLIB_SHIPPED_ONLY", raising=False)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def results_folder(tmp_path, monkeypatch):
     """Every test records its quantities in a throw-away results folder, never in the checkout's results/."""
     path = tmp_path / "recorded-results"
     monkeypatch.setenv("ROTLIB_RESULTS", str(path))
-    monkeypatch.delenv("ROTLIB_SHIPPED_ONLY", raising=False)    # make test's notebooks only: unit tests train
     return path
 
 

@@ -235,7 +235,9 @@ def test_a_model_not_shipped_trains_in_native_precision_where_bf16_is_emulated(t
         assert len(model.history["epoch_loss"]) == 1
         with pytest.warns(UserWarning, match="emulated"):       # make models: the recipe exactly
             spec.get(exact=True, log=said.append)
+        assert spec.resolved() is spec                           # cached now: loaded, never trained again in fp32
         store.ship("tiny RotNet", spec, tmp_path / "cache" / f"{spec.stem}.pt")
+        (tmp_path / "cache" / f"{spec.stem}.pt").unlink()
         assert spec.resolved() is spec                           # shipped: found by what it is, on every machine
     with mock.patch.object(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", return_value=True):
         assert E.rotnet_spec(pinned, seed=0, progress=False).native is None     # native bf16: the recipe as it is

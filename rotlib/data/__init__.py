@@ -48,7 +48,6 @@ __all__ = ['DatasetNotFoundError', 'ImageData', 'normalize', 'first_per_class', 
 
 def __getattr__(name: str):
     """``DEFAULT_ROOT`` and ``SHIPPED_ROOT``, once constants, now read from ``rotlib.settings`` when asked."""
-
     if name == "DEFAULT_ROOT":
         return current().data
     if name == "SHIPPED_ROOT":

@@ -24,6 +24,7 @@ __all__ = ["ModelSpec", "block_names", "build_network", "canonical_rotation_set"
            "rotation_predictions", "rotation_probe", "rotnet_snapshot", "rotnet_spec", "supervised_accuracy",
            "supervised_spec", "train_rotnet", "train_rotnet_start", "train_supervised"]
 
+
 def clear_caches() -> None:
     """Forget the decoded datasets and frozen features this session keeps in memory (they are made again when next
     needed); the trained models and results on disk (:mod:`rotlib.cache`) are kept."""

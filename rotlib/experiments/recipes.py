@@ -69,8 +69,9 @@ class ModelSpec:
         return entry_stem(self.name, self.config)
 
     def resolved(self) -> "ModelSpec":
-        """The model :meth:`get` returns: this one when it is shipped or trains natively here, else :attr:`native`."""
-        if self.native is not None and store.find(self.stem) is None:
+        """The model :meth:`get` returns: this one when it is shipped, cached, or trains natively here, else
+        :attr:`native`."""
+        if self.native is not None and not model_path(self.name, self.config).exists():
             return self.native()
         return self
 

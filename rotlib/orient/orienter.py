@@ -101,8 +101,8 @@ class Orienter:
         If it is not cached it is trained first, and this says so (``train=False``: raise instead).
         """
         profile = profile or get_profile()
-        spec = E.rotnet_spec(profile, seed=seed)
-        path = cached_rotnet_path(profile, seed=seed)
+        spec = E.rotnet_spec(profile, seed=seed).resolved()     # what get() loads or trains
+        path = spec.path
         if not path.exists():
             n = len(E.load_split(profile, "train"))
             what = (f"the {profile.name} profile's RotNet (seed {seed}, {profile.dataset}) is neither shipped nor in the cache ({path})")
