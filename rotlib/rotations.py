@@ -144,6 +144,11 @@ def rotate_batch(images: torch.Tensor, rotations: str | int = "4") -> tuple[torc
     return rotated, labels
 
 
+def draw_rotations(n: int, rotations: str | int = "4", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each of ``n`` images' rotation index in the set, drawn on the CPU (:func:`random_rotation`'s labels)."""
+    return torch.randint(len(rotation_angles(rotations)), (n,), generator=generator)
+
+
 def random_rotation(images: torch.Tensor, rotations: str | int = "4", generator: torch.Generator | None = None,
                     labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One random rotation of the set per image: the alternative the paper compares against.
@@ -153,7 +158,7 @@ def random_rotation(images: torch.Tensor, rotations: str | int = "4", generator:
     _check_batch(images)
     angles = rotation_angles(rotations)
     if labels is None:
-        labels = torch.randint(len(angles), (images.shape[0],), generator=generator)
+        labels = draw_rotations(images.shape[0], rotations, generator)
     labels = labels.to(images.device)
     # every image in every rotation, then each image's drawn one: K times the (cheap) rotation work, but no
     # data-dependent shapes, so a GPU never waits for the host (boolean masks would sync every batch)

@@ -28,7 +28,7 @@ from .checkpoints import architecture, load_checkpoint, load_weights, save_atomi
 from .checks import PRECISIONS, fractions, positive_number, whole_number
 from .devices import AUTOCAST_DTYPES, emulated_bf16, pick_device, resolve_precision, to_device
 from .settings import current
-from .rotations import random_rotation, rotate_batch, rotation_angles
+from .rotations import draw_rotations, random_rotation, rotate_batch, rotation_angles
 
 
 # ---------------------------------------------------------------- seeds
@@ -85,7 +85,7 @@ class RotationTask:
         each image's rotation, drawn from ``generator`` in the order :meth:`__call__` would draw them."""
         draws = D.draw_augment(n, generator=generator) if self.augment else {}
         if self.mode == "random":
-            draws["rotation"] = torch.randint(len(rotation_angles(self.rotations)), (n,), generator=generator)
+            draws["rotation"] = draw_rotations(n, self.rotations, generator)
         return draws
 
     def __call__(self, images, labels, train: bool, generator=None, draws: dict | None = None):
@@ -166,26 +166,19 @@ class TrainConfig:
 SYNC_EVERY = 25
 
 
-def _batch_sizes(n: int, batch_size: int, drop_last: bool) -> list[int]:
-    """The sizes of an epoch's batches, as :func:`rotlib.data.batches` cuts them."""
-    stop = n - n % batch_size if drop_last else n
-    return [min(batch_size, stop - start) for start in range(0, stop, batch_size)]
-
-
-def _epoch_plan(n: int, sizes: list[int], task, generator: torch.Generator, device: torch.device):
+def _epoch_plan(n: int, parts: list[slice], task, generator: torch.Generator, device: torch.device):
     """An epoch's random numbers, drawn on the CPU from ``generator`` in the order the steps would draw them (the
     shuffle, then each batch's :meth:`draw`), so a run is the same on every device and bit-identical to drawing them
-    step by step; then copied to ``device`` at once. Returns the order and one dict of draws per batch (views).
-    A task without ``draw`` gets None: it draws from the generator itself, step by step."""
+    step by step; then copied to ``device`` at once. Returns the order and one dict of draws per batch (views: batch
+    ``parts[i]`` of the order has its draws at ``parts[i]`` too). A task without ``draw`` gets None: it draws from
+    the generator itself, step by step."""
     order = torch.randperm(n, generator=generator)
     if not hasattr(task, "draw"):
         return order.to(device), None
-    per_batch = [task.draw(size, generator) for size in sizes]
+    per_batch = [task.draw(part.stop - part.start, generator) for part in parts]
     keys = per_batch[0].keys() if per_batch else ()
     whole = {k: torch.cat([d[k] for d in per_batch]).to(device, non_blocking=True) for k in keys}
-    starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    return order.to(device, non_blocking=True), [{k: v[a:a + m] for k, v in whole.items()}
-                                                 for a, m in zip(starts, sizes)]
+    return order.to(device, non_blocking=True), [{k: v[part] for k, v in whole.items()} for part in parts]
 
 
 def _on_device(data, device: torch.device):
@@ -283,7 +276,7 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
     bar = tqdm(total=steps_per_epoch * last, initial=start * steps_per_epoch, desc=desc, mininterval=1.0,
                disable=not progress or not dist.is_main() or not progress_bars_wanted())
     drop_last = len(data) >= cfg.batch_size
-    sizes = _batch_sizes(len(data), cfg.batch_size, drop_last)
+    parts = D.batch_slices(len(data), cfg.batch_size, drop_last)     # the same cut as rotlib.data.batches
 
     def sync(epoch, pending, totals):
         """Fetch the pending steps' losses and correct counts (summed over ranks) at once; stop on a NaN."""
@@ -308,13 +301,13 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
             net.train()
             # one generator for the shuffle, crops, flips and rotations, the same on every rank
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-            order, draws = _epoch_plan(len(data), sizes, task, gen, device)
+            order, draws = _epoch_plan(len(data), parts, task, gen, device)
             totals, pending = [0.0, 0, 0], []        # loss x rows, correct, rows; steps not yet synced
-            for i, size in enumerate(sizes):
+            for i, part in enumerate(parts):
                 step = epoch * steps_per_epoch + i
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr_at(step, total)
-                idx = order[i * cfg.batch_size:i * cfg.batch_size + size]
+                idx = order[part]
                 images, labels = data.images[idx], data.labels[idx]     # on the device already (_on_device)
                 if draws is None:                                        # the whole global batch
                     x, y = task(images, labels, train=True, generator=gen)

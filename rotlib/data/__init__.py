@@ -27,7 +27,7 @@ image decoder, shared with ``rotlib.orient``) and :mod:`~rotlib.data.datasets` (
 from ..settings import current
 from .imagedata import DatasetNotFoundError, ImageData, normalize
 from .subsets import first_per_class, random_subset
-from .batching import augment, batches, draw_augment
+from .batching import augment, batch_slices, batches, draw_augment
 from .decoding import (EXIF_ORIENTATION, IMAGE_EXTENSIONS, MAX_PIXELS, Decoded, ImageTooLarge, UnreadableImage,
                        center_crop_square, check_size, decode, to_rgb8)
 from .cifar import (CIFAR10_5K_SHA256, CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, cifar10_5k_indices, load_cifar10,
@@ -37,7 +37,8 @@ from .fashion_mnist import (FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_M
 from .folders import fingerprint, load_folder, load_image
 from .datasets import DATASETS, load_dataset
 
-__all__ = ['DatasetNotFoundError', 'ImageData', 'normalize', 'first_per_class', 'random_subset', 'augment', 'batches', 'draw_augment',
+__all__ = ['DatasetNotFoundError', 'ImageData', 'normalize', 'first_per_class', 'random_subset', 'augment', 'batch_slices', 'batches',
+           'draw_augment',
            'EXIF_ORIENTATION', 'IMAGE_EXTENSIONS', 'MAX_PIXELS', 'Decoded', 'ImageTooLarge', 'UnreadableImage',
            'center_crop_square', 'check_size', 'decode', 'to_rgb8', 'CIFAR10_5K_SHA256', 'CIFAR10_CLASSES',
            'CIFAR10_MEAN', 'CIFAR10_STD', 'cifar10_5k_indices', 'load_cifar10', 'load_cifar10_5k', 'shipped_root',

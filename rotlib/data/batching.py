@@ -13,10 +13,16 @@ def batches(data: ImageData, batch_size: int, shuffle: bool = False, generator: 
     batch_size = whole_number(batch_size, "batch_size")
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        idx = order[start:start + batch_size]
+    for part in batch_slices(n, batch_size, drop_last):
+        idx = order[part]
         yield data.images[idx], data.labels[idx]
+
+
+def batch_slices(n: int, batch_size: int, drop_last: bool = False) -> list[slice]:
+    """An epoch of ``n`` items cut into batches, as slices of its order: ``batch_size`` each, the last one shorter
+    (or left out with ``drop_last``)."""
+    stop = n - n % batch_size if drop_last else n
+    return [slice(start, min(start + batch_size, stop)) for start in range(0, stop, batch_size)]
 
 
 def draw_augment(n: int, padding: int = 4, flip: bool = True, generator: torch.Generator | None = None) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..settings import current
-
 from .cifar import load_cifar10, load_cifar10_5k
 from .fashion_mnist import load_fashion_mnist
 from .folders import load_folder

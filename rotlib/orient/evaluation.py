@@ -8,7 +8,6 @@ import torch
 from .. import experiments as E
 from .. import results as R
 from ..evaluate import confusion_matrix
-
 from ..rotations import rotate
 from .orienter import Orienter, model_view
 from .turns import DEFAULT_MIN_CONFIDENCE, TURNS
