@@ -21,7 +21,7 @@ SHIPPED_ONLY := $(if $(and $(filter quick,$(PROFILE)),$(if $(ROTLIB_DATASET)$(RO
 # a notebook cell may train for this long (seconds): 30 min on a CPU; the paper profile's 200-epoch cells take hours
 CELL_TIMEOUT ?= $(if $(filter paper,$(PROFILE)),172800,1800)
 
-.PHONY: setup constraints fashion-mnist models notebooks test unit results check-results bench bench-step bench-gpu gpu-smoke reproduce clean-cache browser-test
+.PHONY: setup constraints fashion-mnist models measures notebooks test unit results check-results bench bench-step bench-gpu gpu-smoke reproduce clean-cache browser-test
 
 setup: $(STAMP)
 
@@ -54,6 +54,21 @@ fashion-mnist: $(STAMP)
 # interruption), and ships each one with its manifest as it finishes. Prints the plan and a time estimate first.
 models: setup
 	$(PY) -m rotlib.shipped --profile $(PROFILE)
+
+# The probes' results (the slow part of notebooks 2, 3, 6 and 7: ~100 classifier heads), shipped in models/measures/
+# so a fresh clone runs the series in minutes: every notebook executed into an empty cache (copies in build/, the
+# notebooks themselves untouched), once per evaluation precision (bf16, what CPUs with native bf16 compute; fp32,
+# the others), then the probes they computed on shipped networks collected. Run it after make models. make test
+# computes a sample of them again (tests/test_measures.py); python -m rotlib.shipped --recheck does too.
+MEASURES_CACHE := $(CURDIR)/build/measures-cache
+measures: setup
+	rm -rf $(MEASURES_CACHE) build/measures-run
+	for profile in quick quick-fp32eval; do \
+	  $(RUN) ROTLIB_PROFILE=$$profile ROTLIB_CACHE=$(MEASURES_CACHE) ROTLIB_SHIPPED_MEASURES=0 \
+	    ROTLIB_RESULTS=$(CURDIR)/build/measures-run $(PY) -m jupyter nbconvert --to notebook --execute \
+	    --output-dir build/measures-run --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) notebooks/[0-9]*.ipynb || exit 1; \
+	done
+	$(PY) -m rotlib.shipped --measures $(MEASURES_CACHE)
 
 # Executes every notebook in place and records each reported number in results/$(PROFILE).json and each stated
 # verdict in results/$(PROFILE).verdicts.json (both started afresh),

@@ -141,7 +141,8 @@ def cached_model(name: str, config: dict, build, train, log=print):
 
 
 def cached_json(name: str, config: dict, compute, log=print):
-    """Return a JSON-serialisable result from the cache, or ``compute()`` it and store it atomically.
+    """Return a JSON-serialisable result from the cache, else shipped in ``models/measures/`` (the probes' results,
+    :func:`rotlib.store.find_measure`), else ``compute()`` it and store it atomically in the cache.
 
     Under torchrun rank 0 reads the entry and hands it to every rank; when there is none, every rank computes it
     (the computation may train, which needs all ranks) and rank 0 stores it."""
@@ -158,6 +159,8 @@ def cached_json(name: str, config: dict, compute, log=print):
 
     with _exclusive(stem, log):
         found = on_main(read)
+        if found is None and current().shipped_measures:    # a probe's result made by `make measures`
+            found = on_main(lambda: store.find_measure(name, stem, config))
         if found is not None:
             return found["result"]
         result = compute()

@@ -69,3 +69,12 @@ def seed_shift(entry: dict, runs: dict[str, dict]) -> float:
     if not diffs:
         return max(ROUNDING, entry.get("std", 0.0))
     return max(ROUNDING, math.sqrt(sum(d * d for d in diffs) / len(diffs)))
+
+
+def largest_seed_shift(committed: dict[str, dict], runs: dict[str, dict]) -> float:
+    """The largest |one seed's value in a run - the same seed's committed value| over every measured quantity (not
+    the differences, ``gap.*``) of the committed results that the runs also measured: how far kernels alone have
+    moved a single measurement between CPU kinds."""
+    shifts = [abs(x - y) for name, entry in committed.items() if not name.startswith("gap.")
+              for run in runs.values() if name in run for x, y in zip(run[name]["values"], entry["values"])]
+    return max(shifts, default=ROUNDING)

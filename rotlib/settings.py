@@ -19,6 +19,8 @@ ROTLIB_OFFLINE ``1``: never download a dataset                            ``0``
 ROTLIB_PROGRESS ``0``: no progress bars                                   ``1``
 ROTLIB_SHIPPED_ONLY ``1``: asking for a model not in ``models/`` is an error  ``0`` (it is trained)
                 (``make test``: every model a notebook loads is shipped)
+ROTLIB_SHIPPED_MEASURES ``0``: compute every probe instead of loading the    ``1``
+                probes' results shipped in ``models/measures/`` (a recheck)
 ============== ========================================================== ==============================
 
 ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` are torchrun's and are read by
@@ -67,6 +69,7 @@ class Settings:
     offline: bool
     progress: bool
     shipped_only: bool = False   # True: a model not shipped is an error, never trained (make test's notebooks)
+    shipped_measures: bool = True  # False: the probes' shipped results are not looked up (computed, or cached)
 
 
 def current(environ=None) -> Settings:
@@ -83,4 +86,5 @@ def current(environ=None) -> Settings:
                     cache=folder("ROTLIB_CACHE", home / "cache"),
                     results=Path(env["ROTLIB_RESULTS"]).expanduser() if env.get("ROTLIB_RESULTS") else None,
                     offline=env.get("ROTLIB_OFFLINE", "0") == "1", progress=env.get("ROTLIB_PROGRESS", "1") != "0",
-                    shipped_only=env.get("ROTLIB_SHIPPED_ONLY", "0") == "1")
+                    shipped_only=env.get("ROTLIB_SHIPPED_ONLY", "0") == "1",
+                    shipped_measures=env.get("ROTLIB_SHIPPED_MEASURES", "1") != "0")

@@ -14,14 +14,22 @@ from its last epoch's checkpoint) and ships each model as it finishes;
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import experiments as E
 from . import paper as P
 from . import store
 from .cache import cache_dir
+from .devices import emulated_bf16, pick_device
+from .identity import digest
+from .settings import current
 from .memory import keep_freed_memory
 from .profiles import get_profile
 from .rotations import rotation_angles
@@ -113,12 +121,130 @@ def ship_all(profile, log=print) -> None:
                                                                                    # snapshots were kept
 
 
+# ---------------------------------------------------------------- measures: the probes' results (make measures)
+def backbones(profile) -> dict[str, tuple[str, object]]:
+    """Every network the notebooks probe, by the digest of its weights (what a measure's key names it by):
+    ``{digest: (label, network)}`` for the shipped models, the first seed's kept snapshots and the random-init
+    networks of the profile's seeds."""
+    nets = [(label, spec.get(log=lambda m: None)) for label, spec in P.models(profile) if spec.path.exists()]
+    nets += [(f"snapshot of the seed-{profile.seeds[0]} RotNet after epoch {e}", E.rotnet_snapshot(profile, e))
+             for e in E.kept_snapshots(profile)]
+    nets += [(f"random init, seed {s}", E.random_init(profile, seed=s)) for s in profile.seeds]
+    return {digest(net): (label, net) for label, net in nets}
+
+
+def collect_measures(folder, profile, log=print) -> dict[str, dict]:
+    """The probes' results in the cache ``folder`` measured on a network of :func:`backbones` (or on pixels), as
+    shipped measures: ``{stem: {"config", "result", "backbone": label}}``."""
+    nets = backbones(profile)
+    out, foreign = {}, 0
+    for path in sorted(Path(folder).glob("*.json")):
+        if path.stem.rsplit("-", 1)[0] not in store.MEASURES:
+            continue
+        entry = json.loads(path.read_text())
+        config = entry["config"]
+        if "backbone" in config and config["backbone"] not in nets:
+            foreign += 1                       # measured on a network that is not shipped: not shipped either
+            continue
+        label = nets[config["backbone"]][0] if "backbone" in config else "pixels"
+        out[path.stem] = {"config": config, "result": entry["result"], "backbone": label}
+    log(f"{len(out)} measures collected from {folder}; {foreign} on networks that are not shipped left out")
+    return out
+
+
+def _family(entry: dict) -> str:
+    label = entry["backbone"]
+    return label.split(",")[0].split(" of ")[0].split(":")[0]   # "RotNet", "supervised ...", "snapshot", "random init"
+
+
+def sample_measures(entries: dict[str, dict], precisions) -> list[str]:
+    """One entry (its lowest seed) of every kind of measure in ``precisions``: the same measurement (probe, rotation
+    probe, pixels), classifier, label budget and kind of network; the blocks are shared out over the kinds."""
+    groups = {}
+    for stem, e in sorted(entries.items(), key=lambda kv: (kv[1]["config"].get("seed", 0), kv[0])):
+        c = e["config"]
+        if c["precision"] not in precisions:
+            continue
+        kind = (stem.rsplit("-", 1)[0], c["classifier"], c.get("per_class"), c.get("n_images"), _family(e),
+                c["precision"])
+        groups.setdefault(kind, []).append(stem)
+    return [stems[i % len(stems)] for i, (_, stems) in enumerate(sorted(groups.items(), key=str))]
+
+
+def remeasure(stem: str, entry: dict, profile, nets: dict) -> float:
+    """Compute a shipped measure again with today's code (its key's settings, on the network its key names)."""
+    c = entry["config"]
+    p = profile.replace(eval_precision=c["precision"])
+    kind = stem.rsplit("-", 1)[0]
+    if kind == "pixels":
+        return E.pixel_probe(p, c["classifier"], c["per_class"], seed=c["seed"])
+    net = nets[c["backbone"]][1]
+    if kind == "rotprobe":
+        return E.rotation_probe(net, p, c["block"], c["classifier"], c["n_images"], seed=c["seed"])
+    return E.probe(net, p, c["block"], c["classifier"], c["per_class"], seed=c["seed"])
+
+
+def recheck_measures(profile, stems=None, log=print) -> list[dict]:
+    """Compute a sample of the shipped measures again (:func:`sample_measures`, in the precisions this machine runs
+    natively) and return ``[{"stem", "backbone", "shipped", "fresh", "same_key"}]``. ``same_key``: today's code
+    stored its result under the shipped entry's stem (it computes the same key). Needs a throw-away cache and
+    ``ROTLIB_SHIPPED_MEASURES=0``, else it would only read the shipped results back."""
+    if current().shipped_measures:
+        raise RuntimeError("recheck_measures computes the measures: set ROTLIB_SHIPPED_MEASURES=0 and ROTLIB_CACHE "
+                           "to an empty folder (python -m rotlib.shipped --recheck does)")
+    entries = store.read_measures()
+    native = [p for p in ("bf16", "fp32") if not emulated_bf16(pick_device(profile.device), p)]
+    stems = sample_measures(entries, native) if stems is None else stems
+    nets = backbones(profile)
+    out = []
+    for i, stem in enumerate(stems, 1):
+        t0 = time.time()
+        fresh = remeasure(stem, entries[stem], profile, nets)
+        row = {"stem": stem, "backbone": entries[stem]["backbone"], "shipped": entries[stem]["result"],
+               "fresh": fresh, "same_key": (cache_dir() / f"{stem}.json").exists()}
+        log(f"[{i}/{len(stems)}] {stem} ({row['backbone']}): shipped {row['shipped']:.2f}, now {fresh:.2f} "
+            f"({time.time() - t0:.1f} s)")
+        out.append(row)
+    return out
+
+
+@contextlib.contextmanager
+def environment(**variables):
+    """Set environment variables for a block of the command line, and put them back."""
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rotlib.shipped", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default=None)
     parser.add_argument("--list", action="store_true", help="print the plan and exit")
+    parser.add_argument("--measures", metavar="CACHE", help="ship the probes' results found in this cache folder "
+                        "(make measures) into models/measures/")
+    parser.add_argument("--recheck", action="store_true", help="compute a sample of the shipped measures again "
+                        "in a throw-away cache and compare")
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
+    if args.measures:
+        entries = collect_measures(args.measures, profile)
+        path = store.ship_measures(entries, {"code": store.code_version(), "machine": store.machine()})
+        print(f"shipped {len(store.read_measures())} measures in {path}")
+        return 0
+    if args.recheck:
+        with tempfile.TemporaryDirectory() as tmp, environment(ROTLIB_CACHE=tmp, ROTLIB_SHIPPED_MEASURES="0"):
+            rows = recheck_measures(profile)
+        moved = [r for r in rows if not r["same_key"] or r["fresh"] != r["shipped"]]
+        print(f"{len(rows)} measures computed again: {len(rows) - len(moved)} identical, {len(moved)} not "
+              f"(largest move {max([abs(r['fresh'] - r['shipped']) for r in rows] or [0]):.2f} points)")
+        return 0
     if args.list:
         for job in plan(profile):
             print(f"{'shipped' if job.shipped() else 'missing'}  {job.spec.stem}  {job.label}")

@@ -186,3 +186,55 @@ def find_snapshot(stem: str, epoch: int) -> Path | None:
         raise ShippedModelError(f"{manifest} says it leads to {manifest_at(manifest).get('of')}, not {stem}; "
                                 f"restore it with `git checkout -- {path.parent}`")
     return path
+
+
+# ---------------------------------------------------------------- measures: the probes' results (issue 31)
+MEASURES = ("probe", "rotprobe", "pixels")   # the cached results that train a classifier head: the slow ones
+
+
+def measures_dir() -> Path:
+    """``models/measures/``: ``entries.json`` (one cached result per line, by its cache stem: its key, its result,
+    the shipped network it was measured on) and ``manifest.json`` (its sha256, what made it)."""
+    return models_dir() / "measures"
+
+
+def read_measures() -> dict[str, dict]:
+    """The shipped measures ``{stem: {"config": key, "result": value, "backbone": ...}}``, checked against the
+    manifest's sha256 at every read; ``{}`` when none are shipped."""
+    folder = measures_dir()
+    entries, manifest = folder / "entries.json", folder / "manifest.json"
+    if not entries.exists():
+        return {}
+    if not manifest.exists():
+        raise ShippedModelError(f"{entries} has no manifest {manifest.name}; restore both with `git checkout -- "
+                                f"{folder}` or re-make them with `make measures`")
+    data = entries.read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest_at(manifest)["sha256"]:
+        raise ShippedModelError(f"{entries} does not match the sha256 in {manifest.name} (changed or truncated); "
+                                f"restore it with `git checkout -- {folder}` or re-make it with `make measures`")
+    return json.loads(data)["entries"]
+
+
+def find_measure(name: str, stem: str, config: dict) -> dict | None:
+    """The shipped result of cache entry ``stem`` when one is shipped under exactly the key ``config``, else None."""
+    if name not in MEASURES:
+        return None
+    entry = read_measures().get(stem)
+    if entry is None or entry["config"] != json.loads(json.dumps(config, default=str)):
+        return None
+    return entry
+
+
+def ship_measures(entries: dict[str, dict], made_by: dict) -> Path:
+    """Add ``entries`` (cache stem -> ``{"config", "result", "backbone"}``) to the shipped measures, replacing any of
+    the same stem, and write the manifest: one entry per line, so a change reads as a diff."""
+    merged = {**read_measures(), **entries}
+    lines = [f"{json.dumps(stem)}: {json.dumps(merged[stem], sort_keys=True)}" for stem in sorted(merged)]
+    text = '{"format": %d, "entries": {\n%s\n}}\n' % (FORMAT, ",\n".join(lines))
+    folder = measures_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "entries.json", text)
+    manifest = {"format": FORMAT, "entries": len(merged), "made_by": made_by,
+                "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    return folder / "entries.json"

@@ -104,6 +104,9 @@ def train_rotnet(profile: Profile, rotations: str = "4", mode: str = "all", seed
     return rotnet_spec(profile, rotations, mode, seed, epochs, progress, on_epoch_end).get()
 
 
+MODES = {"all": "all", "random": "random", "random-images": "random"}   # a RotNet's batching -> its task's mode
+
+
 def rotnet_spec(profile: Profile, rotations: str = "4", mode: str = "all", seed: int = 0,
                 epochs: int | None = None, progress: bool = True, on_epoch_end=None) -> ModelSpec:
     """A RotNet trained on the pretext task.
@@ -111,7 +114,10 @@ def rotnet_spec(profile: Profile, rotations: str = "4", mode: str = "all", seed:
     ``mode="all"``: each batch holds images in all K rotations (the paper's
     choice). ``mode="random"``: each batch holds ``batch_size*K`` images with
     one random rotation each, for K times the epochs: the same number of
-    gradient steps and of rotated images per step, so only the pairing differs.
+    gradient steps and of rotated images per step, so only the pairing differs
+    (equal compute). ``mode="random-images"``: ``batch_size`` images with one
+    random rotation each for the same epochs, the comparison as the paper
+    words it (the same images per batch: a K-th of the rotated copies seen).
 
     Rotation sets other than "4" (Table 2) follow ``profile.rotation_budget``:
     ``"epochs"`` (the paper's protocol: ``batch_size`` images x K rotations
@@ -128,8 +134,12 @@ def rotnet_spec(profile: Profile, rotations: str = "4", mode: str = "all", seed:
     start = _start_from(profile, rotations, mode, seed)
     epochs = (profile.finetune_epochs if start else profile.rotnet_epochs) if epochs is None else epochs
     b = profile.batch_size
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if mode == "random":
         batch, n_epochs = b * k, epochs * k
+    elif mode == "random-images":
+        batch, n_epochs = b, epochs
     elif k == 4 or profile.rotation_budget == "epochs":
         batch, n_epochs = b, epochs
     else:
@@ -151,7 +161,7 @@ def rotnet_spec(profile: Profile, rotations: str = "4", mode: str = "all", seed:
         return net
 
     def train(model, ckpt, stop_after=None):
-        task = RotationTask(data.normalize, rotations, mode, augment=profile.augment)
+        task = RotationTask(data.normalize, rotations, MODES[mode], augment=profile.augment)
         return fit(model, data, task, cfg, ckpt, profile.device, deterministic=profile.deterministic,
                    desc=f"RotNet[{rotations},{mode}]", progress=progress, on_epoch_end=on_epoch_end,
                    stop_after=stop_after)
