@@ -57,17 +57,16 @@ models: setup
 
 # The probes' results (the slow part of notebooks 2, 3, 6 and 7: ~100 classifier heads), shipped in models/measures/
 # so a fresh clone runs the series in minutes: every notebook executed into an empty cache (copies in build/, the
-# notebooks themselves untouched), once per evaluation precision (bf16, what CPUs with native bf16 compute; fp32,
-# the others), then the probes they computed on shipped networks collected. Run it after make models. make test
-# computes a sample of them again (tests/test_measures.py); python -m rotlib.shipped --recheck does too.
+# notebooks themselves untouched) in this machine's evaluation precision (bf16 on a CPU with native bf16, else
+# fp32), then the probes computed on shipped networks collected; they replace the shipped ones of that precision
+# (the other precision's stay, made on another CPU kind). A model not shipped is an error (run make models first).
+# make test computes a sample of them again (tests/test_measures.py); python -m rotlib.shipped --recheck does too.
 MEASURES_CACHE := $(CURDIR)/build/measures-cache
 measures: setup
 	rm -rf $(MEASURES_CACHE) build/measures-run
-	for profile in quick quick-fp32eval; do \
-	  $(RUN) ROTLIB_PROFILE=$$profile ROTLIB_CACHE=$(MEASURES_CACHE) ROTLIB_SHIPPED_MEASURES=0 \
-	    ROTLIB_RESULTS=$(CURDIR)/build/measures-run $(PY) -m jupyter nbconvert --to notebook --execute \
-	    --output-dir build/measures-run --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) notebooks/[0-9]*.ipynb || exit 1; \
-	done
+	$(RUN) ROTLIB_CACHE=$(MEASURES_CACHE) ROTLIB_SHIPPED_MEASURES=0 ROTLIB_SHIPPED_ONLY=1 \
+	  ROTLIB_RESULTS=$(CURDIR)/build/measures-run $(PY) -m jupyter nbconvert --to notebook --execute \
+	  --output-dir build/measures-run --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) notebooks/[0-9]*.ipynb
 	$(PY) -m rotlib.shipped --measures $(MEASURES_CACHE)
 
 # Executes every notebook in place and records each reported number in results/$(PROFILE).json and each stated
@@ -83,11 +82,15 @@ unit: setup
 
 # nbval executes the notebooks into a fresh results file (SHIPPED_ONLY above: a model missing from
 # rotlib.paper.models fails here instead of training in CI); compare fails when a number moved beyond its tolerance or a firm verdict changed its word (tolerances and margins from the runs on other CPU kinds in results/evidence/).
+# Each phase prints its time (unit tests, notebooks, checks).
 test: setup
 	rm -rf $(FRESH)
-	$(RUN) ROTLIB_RESULTS=$(FRESH) ROTLIB_SHIPPED_ONLY=$(SHIPPED_ONLY) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=$(if $(filter paper,$(PROFILE)),172800,3600) --durations=0 --durations-min=2
-	$(PY) -m rotlib.report compare $(FRESH)/$(PROFILE).json results/$(PROFILE).json
-	$(MAKE) check-results
+	t=$$(date +%s); $(RUN) ROTLIB_RESULTS=$(FRESH) $(PY) -m pytest -q tests --durations=15 --durations-min=2 && \
+	  echo "make test: unit tests took $$(( $$(date +%s) - t )) s"
+	t=$$(date +%s); $(RUN) ROTLIB_RESULTS=$(FRESH) ROTLIB_SHIPPED_ONLY=$(SHIPPED_ONLY) $(PY) -m pytest -q notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=$(if $(filter paper,$(PROFILE)),172800,3600) --durations=0 --durations-min=2 && \
+	  echo "make test: notebooks took $$(( $$(date +%s) - t )) s"
+	t=$$(date +%s); $(PY) -m rotlib.report compare $(FRESH)/$(PROFILE).json results/$(PROFILE).json && \
+	  $(MAKE) --no-print-directory check-results && echo "make test: checks took $$(( $$(date +%s) - t )) s"
 
 # The README's results and claims tables and docs/models.md's shipped models table, generated from results/*.json
 # and models/.

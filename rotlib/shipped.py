@@ -28,11 +28,11 @@ from . import paper as P
 from . import store
 from .cache import cache_dir
 from .devices import emulated_bf16, pick_device
-from .identity import digest
-from .settings import current
+from .identity import digest, run_fields
 from .memory import keep_freed_memory
 from .profiles import get_profile
 from .rotations import rotation_angles
+from .settings import current
 
 
 @dataclass
@@ -126,7 +126,7 @@ def backbones(profile) -> dict[str, tuple[str, object]]:
     """Every network the notebooks probe, by the digest of its weights (what a measure's key names it by):
     ``{digest: (label, network)}`` for the shipped models, the first seed's kept snapshots and the random-init
     networks of the profile's seeds."""
-    nets = [(label, spec.get(log=lambda m: None)) for label, spec in P.models(profile) if spec.path.exists()]
+    nets = [(label, spec.get(log=lambda m: None)) for label, spec in P.models(profile) if store.find(spec.stem)]
     nets += [(f"snapshot of the seed-{profile.seeds[0]} RotNet after epoch {e}", E.rotnet_snapshot(profile, e))
              for e in E.kept_snapshots(profile)]
     nets += [(f"random init, seed {s}", E.random_init(profile, seed=s)) for s in profile.seeds]
@@ -134,15 +134,19 @@ def backbones(profile) -> dict[str, tuple[str, object]]:
 
 
 def collect_measures(folder, profile, log=print) -> dict[str, dict]:
-    """The probes' results in the cache ``folder`` measured on a network of :func:`backbones` (or on pixels), as
-    shipped measures: ``{stem: {"config", "result", "backbone": label}}``."""
+    """The probes' results in the cache ``folder`` in the profile's evaluation precision on this machine, measured
+    on a network of :func:`backbones` (or on pixels), as shipped measures: ``{stem: {"config", "result",
+    "backbone": label}}``."""
     nets = backbones(profile)
+    precision = run_fields(profile.device, profile.evaluation_precision)["precision"]
     out, foreign = {}, 0
     for path in sorted(Path(folder).glob("*.json")):
         if path.stem.rsplit("-", 1)[0] not in store.MEASURES:
             continue
         entry = json.loads(path.read_text())
         config = entry["config"]
+        if config["precision"] != precision:
+            continue
         if "backbone" in config and config["backbone"] not in nets:
             foreign += 1                       # measured on a network that is not shipped: not shipped either
             continue
@@ -158,8 +162,10 @@ def _family(entry: dict) -> str:
 
 
 def sample_measures(entries: dict[str, dict], precisions) -> list[str]:
-    """One entry (its lowest seed) of every kind of measure in ``precisions``: the same measurement (probe, rotation
-    probe, pixels), classifier, label budget and kind of network; the blocks are shared out over the kinds."""
+    """One entry of every kind of measure in ``precisions``: the same measurement (probe, rotation probe, pixels),
+    classifier, label budget, kind of network and precision. Within a kind the entries are ordered by seed, and the
+    n-th kind (in sorted order) takes its n-th entry, round the list: the seeds and blocks are shared out over the
+    kinds, the same sample on every run."""
     groups = {}
     for stem, e in sorted(entries.items(), key=lambda kv: (kv[1]["config"].get("seed", 0), kv[0])):
         c = e["config"]
@@ -186,7 +192,7 @@ def remeasure(stem: str, entry: dict, profile, nets: dict) -> float:
 
 def recheck_measures(profile, stems=None, log=print) -> list[dict]:
     """Compute a sample of the shipped measures again (:func:`sample_measures`, in the precisions this machine runs
-    natively) and return ``[{"stem", "backbone", "shipped", "fresh", "same_key"}]``. ``same_key``: today's code
+    natively) and return ``[{"stem", "backbone", "precision", "shipped", "fresh", "same_key"}]``. ``same_key``: today's code
     stored its result under the shipped entry's stem (it computes the same key). Needs a throw-away cache and
     ``ROTLIB_SHIPPED_MEASURES=0``, else it would only read the shipped results back."""
     if current().shipped_measures:
@@ -200,8 +206,8 @@ def recheck_measures(profile, stems=None, log=print) -> list[dict]:
     for i, stem in enumerate(stems, 1):
         t0 = time.time()
         fresh = remeasure(stem, entries[stem], profile, nets)
-        row = {"stem": stem, "backbone": entries[stem]["backbone"], "shipped": entries[stem]["result"],
-               "fresh": fresh, "same_key": (cache_dir() / f"{stem}.json").exists()}
+        row = {"stem": stem, "backbone": entries[stem]["backbone"], "precision": entries[stem]["config"]["precision"],
+               "shipped": entries[stem]["result"], "fresh": fresh, "same_key": (cache_dir() / f"{stem}.json").exists()}
         log(f"[{i}/{len(stems)}] {stem} ({row['backbone']}): shipped {row['shipped']:.2f}, now {fresh:.2f} "
             f"({time.time() - t0:.1f} s)")
         out.append(row)
@@ -241,10 +247,12 @@ def main(argv=None) -> int:
     if args.recheck:
         with tempfile.TemporaryDirectory() as tmp, environment(ROTLIB_CACHE=tmp, ROTLIB_SHIPPED_MEASURES="0"):
             rows = recheck_measures(profile)
-        moved = [r for r in rows if not r["same_key"] or r["fresh"] != r["shipped"]]
+        moved = [r for r in rows if r["fresh"] != r["shipped"]]
+        other_key = [r["stem"] for r in rows if not r["same_key"]]
         print(f"{len(rows)} measures computed again: {len(rows) - len(moved)} identical, {len(moved)} not "
-              f"(largest move {max([abs(r['fresh'] - r['shipped']) for r in rows] or [0]):.2f} points)")
-        return 0
+              f"(largest move {max([abs(r['fresh'] - r['shipped']) for r in rows] or [0]):.2f} points)"
+              + (f"; today's code computes another key for {other_key}: run `make measures`" if other_key else ""))
+        return 1 if other_key else 0
     if args.list:
         for job in plan(profile):
             print(f"{'shipped' if job.shipped() else 'missing'}  {job.spec.stem}  {job.label}")

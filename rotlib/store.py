@@ -112,7 +112,8 @@ def code_version() -> str:
 
 
 def machine() -> dict:
-    """What made a model: the CPU (training noise differs between CPU kinds), the core count, torch's version."""
+    """What made a model: the CPU and its native bf16 (AMX, AVX-512 BF16: training noise differs between CPU kinds),
+    the core count, torch's version."""
     cpu = platform.processor() or platform.machine()
     flags = ""
     try:
@@ -121,7 +122,7 @@ def machine() -> dict:
         flags = next(line for line in info.splitlines() if line.startswith("flags"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "amx_bf16": " amx_bf16" in flags, "cores": os.cpu_count(),
+    return {"cpu": cpu, "amx_bf16": " amx_bf16" in flags, "avx512_bf16": " avx512_bf16" in flags, "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__), "python": platform.python_version(),
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
@@ -215,6 +216,12 @@ def read_measures() -> dict[str, dict]:
     return json.loads(data)["entries"]
 
 
+def _made_by() -> dict:
+    """Who made the shipped measures, per precision (``{}`` when none are shipped)."""
+    manifest = measures_dir() / "manifest.json"
+    return manifest_at(manifest)["made_by"] if manifest.exists() else {}
+
+
 def find_measure(name: str, stem: str, config: dict) -> dict | None:
     """The shipped result of cache entry ``stem`` when one is shipped under exactly the key ``config``, else None."""
     if name not in MEASURES:
@@ -226,15 +233,20 @@ def find_measure(name: str, stem: str, config: dict) -> dict | None:
 
 
 def ship_measures(entries: dict[str, dict], made_by: dict) -> Path:
-    """Add ``entries`` (cache stem -> ``{"config", "result", "backbone"}``) to the shipped measures, replacing any of
-    the same stem, and write the manifest: one entry per line, so a change reads as a diff."""
-    merged = {**read_measures(), **entries}
+    """Ship ``entries`` (cache stem -> ``{"config", "result", "backbone"}``) as the measures in their precisions:
+    they replace every shipped entry of those precisions (none of a network no longer shipped stays); the other
+    precision's entries (made on another CPU kind) are kept, with who made them. Writes the manifest; one entry per
+    line, so a change reads as a diff."""
+    precisions = {e["config"]["precision"] for e in entries.values()}
+    kept = {k: e for k, e in read_measures().items() if e["config"]["precision"] not in precisions}
+    merged = {**kept, **entries}
+    made_by = {**{p: m for p, m in _made_by().items() if p not in precisions}, **{p: made_by for p in precisions}}
     lines = [f"{json.dumps(stem)}: {json.dumps(merged[stem], sort_keys=True)}" for stem in sorted(merged)]
     text = '{"format": %d, "entries": {\n%s\n}}\n' % (FORMAT, ",\n".join(lines))
     folder = measures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "entries.json", text)
-    manifest = {"format": FORMAT, "entries": len(merged), "made_by": made_by,
+    manifest = {"format": FORMAT, "entries": len(merged), "made_by": made_by,      # per precision
                 "sha256": hashlib.sha256(text.encode()).hexdigest()}
     write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     return folder / "entries.json"

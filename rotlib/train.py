@@ -208,7 +208,7 @@ def _cudnn(device: torch.device, deterministic: bool):
 
 def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=None,
         desc: str = "training", progress: bool = True, log=print, stop_after: int | None = None,
-        on_epoch_end=None, deterministic: bool = False, compile: bool = False) -> dict:
+        on_epoch_end=None, deterministic: bool = False, compile: bool = False, max_steps: int | None = None) -> dict:
     """Train ``model`` in place on ``task(batch)``; return the history (per-epoch and per-step).
 
     The model's weights change (that is the point). It trains on ``device``
@@ -220,7 +220,9 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
 
     ``stop_after``: train only the first epochs of ``cfg``'s schedule (the
     learning rate follows the full run's), e.g. to watch or to re-check the
-    start of a long run. ``on_epoch_end(epoch, model)`` is called after each
+    start of a long run; ``max_steps``: only the first gradient steps, stopping
+    inside an epoch (no checkpoint then, and no entry in the per-epoch history
+    for the unfinished epoch). ``on_epoch_end(epoch, model)`` is called after each
     epoch (1-based), e.g. to keep snapshots; the model is in train mode then.
     ``deterministic`` (CUDA): deterministic cuDNN kernels instead of the
     fastest; ``compile``: ``torch.compile`` the network (other kernels, the
@@ -245,6 +247,11 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
     dist.check_batch(cfg.batch_size, len(data), desc)
     if stop_after is not None:
         whole_number(stop_after, "stop_after", 1)
+    if max_steps is not None:
+        whole_number(max_steps, "max_steps", 1)
+        if checkpoint:
+            raise ValueError(f"{desc}: max_steps stops inside an epoch, where a checkpoint could not resume: pass no "
+                             "checkpoint, or stop_after (whole epochs)")
     first = next(model.parameters(), None)
     home = first.device if first is not None else device
     model.to(device)
@@ -273,7 +280,8 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
     data = _on_device(data, device)
     world = dist.world_size()
     last = min(cfg.epochs, stop_after or cfg.epochs)
-    bar = tqdm(total=steps_per_epoch * last, initial=start * steps_per_epoch, desc=desc, mininterval=1.0,
+    bar = tqdm(total=min(steps_per_epoch * last, max_steps or total), initial=start * steps_per_epoch, desc=desc,
+               mininterval=1.0,
                disable=not progress or not dist.is_main() or not progress_bars_wanted())
     drop_last = len(data) >= cfg.batch_size
     parts = D.batch_slices(len(data), cfg.batch_size, drop_last)     # the same cut as rotlib.data.batches
@@ -305,6 +313,8 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
             totals, pending = [0.0, 0, 0], []        # loss x rows, correct, rows; steps not yet synced
             for i, part in enumerate(parts):
                 step = epoch * steps_per_epoch + i
+                if max_steps is not None and step >= max_steps:
+                    break
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr_at(step, total)
                 idx = order[part]
@@ -330,6 +340,10 @@ def fit(model: nn.Module, data, task, cfg: TrainConfig, checkpoint=None, device=
                     sync(epoch, pending, totals)
             if pending:
                 sync(epoch, pending, totals)
+            if max_steps is not None and (epoch + 1) * steps_per_epoch > max_steps:
+                if module is not model:              # the trained copy's weights into the caller's model
+                    model.load_state_dict(module.state_dict())
+                break                                # stopped inside this epoch: it has no per-epoch entry
             history["epoch_loss"].append(totals[0] / max(totals[2], 1))
             history["epoch_acc"].append(totals[1] / max(totals[2], 1))
             history["lr"].append(opt.param_groups[0]["lr"])

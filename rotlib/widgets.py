@@ -1,4 +1,5 @@
-"""Interactive widgets (ipywidgets): rotate an image live, watch a RotNet's prediction, explore attention.
+"""Interactive widgets (ipywidgets): rotate an image live, watch a RotNet's prediction, explore attention, re-fit a
+probe live.
 
 Each widget keeps its logic in an ``update(...)`` method that returns what
 it drew, so it can be tested without a browser; ``.ui`` is the widget box
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
 
 from .attention import block_attention, normalize_maps
+from .experiments import block_features, head_accuracy, labelled_subset, load_split
 from .modes import evaluating
 from .plots import answer_colours, overlay, right_or_wrong, to_display
 from .rotations import rotate, rotate_by_angle, rotation_angles
@@ -167,3 +170,76 @@ class AttentionWidget(_FigureWidget):
         fig, ax = plt.subplots(figsize=(2.8, 3.0))
         overlay(raw[0], heat, ax, title=f"{network}, {block}, p={p}, {90 * k}°")
         return heat, fig
+
+
+class ProbeWidget(_FigureWidget):
+    """Pick a block, the labels per class and a classifier: a probe re-fits on the RotNet's frozen features, in a few
+    seconds, and lands beside the recorded mean ± std over the seeds (notebook 3).
+
+    The features of every block are extracted once, when the widget is made (for the quick profile's 5,000 + 1,000
+    images, about 0.5 GB); each re-fit is :func:`rotlib.experiments.head_accuracy`, the recorded probes' own protocol
+    with the seed ``seed``, so on the CPU kind that made the recorded numbers it gives that seed's value exactly.
+    ``recorded``: ``{(classifier, per_class): {block: Entry}}`` (per_class None: all labels), what the notebook
+    measured. Only for a profile whose probes train on features computed once (``precompute_features``, the quick
+    profile): the paper profile's probes see augmented images every batch and cannot be re-fitted in seconds."""
+
+    controls = ("block", "labels", "classifier")
+
+    def __init__(self, backbone, profile, recorded: dict, seed: int = 0, budgets=(20, 100, None),
+                 classifiers=("linear", "nonlinear")):
+        if not profile.precompute_features:
+            raise ValueError(f"the live probe re-fits on features computed once; profile {profile.name!r} trains its "
+                             "probes on augmented images (precompute_features=False): use the quick profile")
+        self.profile, self.recorded, self.seed = profile, recorded, seed
+        self.train_features = {k: block_features(backbone, profile, k)[0] for k in budgets}
+        self.test_features = block_features(backbone, profile, budgets[-1])[1]            # the same for every budget
+        self.labels_of = {k: labelled_subset(profile, k).labels for k in budgets}
+        test = load_split(profile, "test")
+        self.test_labels, self.num_classes = test.labels, len(test.classes)
+        self.blocks = list(backbone.block_names)
+        self.last_seconds, self._shown = None, None
+        self.block = W.Dropdown(options=self.blocks, value="conv2" if "conv2" in self.blocks else self.blocks[0],
+                                description="block")
+        # a dropdown cannot hold None (it means "nothing selected"): "all" stands for per_class=None
+        self.labels = W.Dropdown(options=[("all", "all") if k is None else (f"{k} per class", k) for k in budgets],
+                                 value=budgets[0] if budgets[0] is not None else "all", description="labels")
+        self.classifier = W.Dropdown(options=list(classifiers), value=classifiers[-1], description="classifier")
+        self.out = W.Output()
+        self._wire([W.HBox([self.block, self.labels, self.classifier])])
+
+    def refit(self, block: str, labels, classifier: str) -> float:
+        """Train the probe now (not cached) and return its test accuracy (%); ``last_seconds`` says how long.
+        ``labels``: labels per class, None or "all" for all."""
+        labels = None if labels == "all" else labels
+        t0 = time.perf_counter()
+        acc = head_accuracy(self.train_features[labels][block], self.labels_of[labels], self.test_features[block],
+                            self.test_labels, self.profile, classifier, self.num_classes, seed=self.seed)
+        self.last_seconds = time.perf_counter() - t0
+        return acc
+
+    def update(self, block=None, labels=None, classifier=None) -> float:
+        return self._redraw(block=block, labels=labels, classifier=classifier)
+
+    def _draw(self, block, labels, classifier):
+        if self._shown and self._shown[0] == (block, labels, classifier):
+            acc = self._shown[1]                     # the still (png) of what is on screen: not fitted twice
+        else:
+            acc = self.refit(block, labels, classifier)
+            self._shown = ((block, labels, classifier), acc)
+        labels = None if labels == "all" else labels
+        curve = self.recorded.get((classifier, labels), {})
+        budget = "all labels" if labels is None else f"{labels} labels/class"
+        fig, ax = plt.subplots(figsize=(5.2, 3.0))
+        if curve:
+            x = [self.blocks.index(b) for b in curve]
+            ax.errorbar(x, [e["value"] for e in curve.values()], yerr=[e["std"] for e in curve.values()], fmt="o-",
+                        color="gray", capsize=3, label=f"recorded, mean ± std of {next(iter(curve.values()))['n']} "
+                                                       "seeds")
+        ax.plot([self.blocks.index(block)], [acc], "*", ms=16, color="tab:red",
+                label=f"re-fitted now, seed {self.seed}: {acc:.1f}%")
+        ax.set_xticks(range(len(self.blocks)), self.blocks)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{classifier} probe, {budget}: re-fitted in {self.last_seconds:.1f} s", fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+        return acc, fig

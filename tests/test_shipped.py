@@ -251,3 +251,15 @@ def test_a_rotnet_conv2_probe_beats_a_random_network_on_the_shipped_data(cache, 
     rotnet = E.probe(E.train_rotnet(profile, seed=0), profile, "conv2", "nonlinear", per_class=20, seed=0)
     random = E.probe(E.random_init(profile, seed=0), profile, "conv2", "nonlinear", per_class=20, seed=0)
     assert rotnet > 35 and rotnet - random > 10, f"RotNet conv2 {rotnet:.1f}% vs random init {random:.1f}%"
+
+
+def test_the_papers_batching_comparison_is_its_own_model():
+    """mode="random-images" (issue 32): one random rotation for each of the batch's images, for the same epochs (a
+    quarter of the rotated copies of all-4); mode="random" is equal compute (4x the images per batch, 4x the epochs)."""
+    profile = get_profile("quick")
+    runs = {mode: E.rotnet_spec(profile, mode=mode, epochs=32, seed=0) for mode in ("all", "random", "random-images")}
+    train = {mode: (spec.config["train"]["batch_size"], spec.config["train"]["epochs"]) for mode, spec in runs.items()}
+    assert train == {"all": (16, 32), "random": (64, 128), "random-images": (16, 32)}
+    assert len({spec.stem for spec in runs.values()}) == 3 and runs["random-images"].config["mode"] == "random-images"
+    with pytest.raises(ValueError, match="mode must be one of"):
+        E.rotnet_spec(profile, mode="random-4")

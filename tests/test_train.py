@@ -270,3 +270,22 @@ def test_an_epochs_random_numbers_drawn_at_its_start_are_those_drawn_step_by_ste
     a = drawn(images, data.labels[:5], train=True, generator=torch.Generator().manual_seed(7))
     b = drawn(images, data.labels[:5], train=True, draws=drawn.draw(5, torch.Generator().manual_seed(7)))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_max_steps_stops_inside_an_epoch_on_the_full_runs_path(tiny, tmp_path):
+    """Notebook 2's live run: the first steps of a recipe, the same losses as the full run's first steps; the
+    unfinished epoch gets no per-epoch entry, and a checkpoint (which could not resume mid-epoch) is refused."""
+    data = E.load_split(tiny, "train")
+    cfg = TrainConfig(epochs=2, batch_size=20, lr=0.05)
+    runs = {}
+    for steps in (None, 13):
+        torch.manual_seed(0)
+        runs[steps] = fit(NetworkInNetwork(3, 16, 3, 4), data, RotationTask(data.normalize, augment=True), cfg,
+                          device="cpu", progress=False, max_steps=steps)
+    per_epoch = len(data) // 20
+    assert 13 > per_epoch and len(runs[None]["step_loss"]) == 2 * per_epoch
+    assert runs[13]["step_loss"] == runs[None]["step_loss"][:13]
+    assert runs[13]["epoch_loss"] == runs[None]["epoch_loss"][:1]          # epoch 1 finished, epoch 2 did not
+    with pytest.raises(ValueError, match="max_steps stops inside an epoch"):
+        fit(NetworkInNetwork(3, 16, 3, 4), data, RotationTask(data.normalize), cfg, tmp_path / "c.ckpt",
+            device="cpu", progress=False, max_steps=5)

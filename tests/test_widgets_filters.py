@@ -16,7 +16,7 @@ from rotlib.filters import (colour_share, filter_stats, first_layer_weight, log_
                             upsample)
 from rotlib.plots import answer_colours  # noqa: E402
 from rotlib.rotations import rotate  # noqa: E402
-from rotlib.widgets import AttentionWidget, RotateImageWidget, RotationPredictionWidget  # noqa: E402
+from rotlib.widgets import AttentionWidget, ProbeWidget, RotateImageWidget, RotationPredictionWidget  # noqa: E402
 from rotlib import experiments as E  # noqa: E402
 
 
@@ -152,6 +152,24 @@ def test_attention_widget(tiny):
     w.update()
     for control, value in [("p", 1), ("k", 3), ("block", "conv1"), ("network", "other"), ("image", 7)]:
         assert torch.equal(moved(w, draws, control, value), w.update())
+
+
+def test_probe_widget_refits_the_recorded_probe_exactly(tiny):
+    """Notebook 3's live probe: its re-fit is the recorded probe's protocol (the same seed gives the cached probe's
+    value), and each control re-fits (the classifier, the labels, the block change the figure)."""
+    net = E.random_init(tiny, seed=1)
+    recorded = {("nonlinear", None): {b: {"value": 50.0, "std": 1.0, "n": 3} for b in net.block_names}}
+    w = ProbeWidget(net, tiny, recorded, seed=0, budgets=(2, None))
+    for block, labels, classifier in [("conv2", None, "nonlinear"), ("conv3", 2, "linear")]:
+        assert w.refit(block, labels, classifier) == E.probe(net, tiny, block, classifier, labels, seed=0)
+        assert w.last_seconds > 0
+    draws = record_draws(w)
+    w.update()
+    for control, value in [("classifier", "linear"), ("labels", "all"), ("block", "conv1")]:
+        assert moved(w, draws, control, value) == w.update()
+    assert w.labels.index is not None                        # "all" shows as selected (None would blank the menu)
+    with pytest.raises(ValueError, match="features computed once"):
+        ProbeWidget(net, tiny.replace(precompute_features=False), recorded)
 
 
 def gabor(theta, freq=0.2, sigma=1.5, phase=0.0, size=5):

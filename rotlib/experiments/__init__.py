@@ -10,7 +10,7 @@ retraining.
 - :mod:`.recipes`: the networks (RotNets, supervised baselines, random init), each a :class:`ModelSpec`;
 - :mod:`.measures`: what is measured on them (rotation accuracy, probes on frozen features, ...).
 """
-from .measures import (clear_features, crossover, pixel_probe, probe, probe_blocks, result_key, rotation_accuracy,
+from .measures import (block_features, clear_features, crossover, head_accuracy, pixel_probe, probe, probe_blocks, result_key, rotation_accuracy,
                        rotation_accuracy_per_class, rotation_confusion, rotation_predictions, rotation_probe,
                        supervised_accuracy)
 from .recipes import (ModelSpec, kept_snapshots, random_init, rotnet_snapshot, rotnet_spec, supervised_spec,
@@ -18,11 +18,11 @@ from .recipes import (ModelSpec, kept_snapshots, random_init, rotnet_snapshot, r
 from .splits import block_names, build_network, clear_loaded, labelled_subset, load_split
 from ..rotations import canonical_rotation_set   # the CLI's and notebooks' spelling of a rotation set
 
-__all__ = ["ModelSpec", "block_names", "build_network", "canonical_rotation_set", "clear_caches", "crossover",
-           "kept_snapshots", "labelled_subset", "load_split", "pixel_probe", "probe", "probe_blocks", "random_init",
-           "result_key", "rotation_accuracy", "rotation_accuracy_per_class", "rotation_confusion",
-           "rotation_predictions", "rotation_probe", "rotnet_snapshot", "rotnet_spec", "supervised_accuracy",
-           "supervised_spec", "train_rotnet", "train_rotnet_start", "train_supervised"]
+__all__ = ["block_features", "block_names", "build_network", "canonical_rotation_set", "clear_caches", "crossover",
+           "head_accuracy", "kept_snapshots", "labelled_subset", "load_split", "ModelSpec", "pixel_probe", "probe",
+           "probe_blocks", "random_init", "result_key", "rotation_accuracy", "rotation_accuracy_per_class",
+           "rotation_confusion", "rotation_predictions", "rotation_probe", "rotnet_snapshot", "rotnet_spec",
+           "supervised_accuracy", "supervised_spec", "train_rotnet", "train_rotnet_start", "train_supervised"]
 
 
 def clear_caches() -> None:

@@ -77,6 +77,27 @@ def _head_config(profile: Profile, n: int) -> TrainConfig:
                        precision=run_fields(profile.device, profile.evaluation_precision)["precision"])
 
 
+def block_features(backbone: NetworkInNetwork, profile: Profile, per_class: int | None = None) -> tuple[dict, dict]:
+    """Every block's frozen features of the labelled training subset (``per_class`` images per class, None: all) and
+    of the test split, as :func:`probe` trains and tests on them: ``({block: train}, {block: test})``."""
+    train_data, test = labelled_subset(profile, per_class), load_split(profile, "test")
+    return (_frozen_features(backbone, profile, train_data, ("train", per_class)),
+            _frozen_features(backbone, profile, test, ("test",)))
+
+
+def head_accuracy(train_f: torch.Tensor, train_labels: torch.Tensor, test_f: torch.Tensor, test_labels: torch.Tensor,
+                  profile: Profile, classifier: str, num_classes: int, seed: int = 0, desc: str = "head",
+                  progress: bool = False) -> float:
+    """Test accuracy (%) of a classifier head trained on frozen features: the profile's probe protocol
+    (:func:`_head_config`: epochs, batch, SGD, schedule, precision), its weights initialised from ``seed``. Not
+    cached: :func:`probe` caches it; the live probe widget calls it directly."""
+    cfg = _head_config(profile, len(train_f))
+    head = seeded_build(seed, lambda: make_classifier(classifier, tuple(train_f.shape[1:]), num_classes, profile.width))
+    fit(head, TensorData(train_f, train_labels), ClassificationTask(), cfg, device=profile.device,
+        deterministic=profile.deterministic, desc=desc, progress=progress)
+    return accuracy(head, TensorData(test_f, test_labels), ClassificationTask(), **_eval(profile))
+
+
 def _frozen_features(backbone: NetworkInNetwork, profile: Profile, data: D.ImageData, subset) -> dict:
     """Features of ``data`` at every block, computed once for consecutive probes of the same backbone and subset.
 
@@ -122,12 +143,9 @@ def probe(backbone: NetworkInNetwork, profile: Profile, block: str = "conv2", cl
 
     def compute():
         if profile.precompute_features:
-            train_f = _frozen_features(backbone, profile, train_data, ("train", per_class))[block]
-            test_f = _frozen_features(backbone, profile, test, ("test",))[block]
-            head = seeded_build(seed, lambda: make_classifier(classifier, tuple(train_f.shape[1:]),
-                                                              len(train_data.classes), profile.width))
-            fit(head, TensorData(train_f, train_data.labels), ClassificationTask(), cfg, **fit_options)
-            return accuracy(head, TensorData(test_f, test.labels), ClassificationTask(), **_eval(profile))
+            train_f, test_f = (f[block] for f in block_features(backbone, profile, per_class))
+            return head_accuracy(train_f, train_data.labels, test_f, test.labels, profile, classifier,
+                                 len(train_data.classes), seed, fit_options["desc"], progress)
         shape = feature_shape(backbone, block, train_data.shape)   # on the backbone's own device
         model = Probe(backbone, block, seeded_build(seed, lambda: make_classifier(
             classifier, tuple(shape), len(train_data.classes), profile.width)))

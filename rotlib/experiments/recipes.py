@@ -160,11 +160,11 @@ def rotnet_spec(profile: Profile, rotations: str = "4", mode: str = "all", seed:
             net.load_state_dict(start.get().state_dict())
         return net
 
-    def train(model, ckpt, stop_after=None):
+    def train(model, ckpt, stop_after=None, max_steps=None):
         task = RotationTask(data.normalize, rotations, MODES[mode], augment=profile.augment)
         return fit(model, data, task, cfg, ckpt, profile.device, deterministic=profile.deterministic,
                    desc=f"RotNet[{rotations},{mode}]", progress=progress, on_epoch_end=on_epoch_end,
-                   stop_after=stop_after)
+                   stop_after=stop_after, max_steps=max_steps)
 
     native = _native(profile, cfg, lambda p: rotnet_spec(p, rotations, mode, seed, epochs, progress, on_epoch_end))
     return ModelSpec(f"rotnet-{profile.dataset}", config, build, train, native)
@@ -191,8 +191,9 @@ def _start_from(profile: Profile, rotations: str, mode: str, seed: int) -> Model
 
 
 def train_rotnet_start(profile: Profile, epochs: int = 2, seed: int = 0, progress: bool = True,
-                       precision: str | None = "auto") -> NetworkInNetwork:
-    """The first ``epochs`` epochs of the main RotNet's recipe (same seed, same schedule), trained now and not cached.
+                       precision: str | None = "auto", steps: int | None = None) -> NetworkInNetwork:
+    """The first ``epochs`` epochs of the main RotNet's recipe (same seed, same schedule), trained now and not cached;
+    with ``steps``, only its first ``steps`` gradient steps (e.g. 100: a run to watch in class).
 
     A run a student can watch: its training curve lies on the first epochs
     of the shipped model's recorded curve (identically on the CPU kind that
@@ -208,7 +209,7 @@ def train_rotnet_start(profile: Profile, epochs: int = 2, seed: int = 0, progres
         profile = profile.replace(precision=precision)
     spec = rotnet_spec(profile, seed=seed, progress=progress)
     model = spec.build()
-    model.history = spec.train(model, None, stop_after=epochs)
+    model.history = spec.train(model, None, stop_after=epochs, max_steps=steps)
     return model
 
 
