@@ -110,7 +110,7 @@ def models_table() -> str:
     lines.append("")
     lines.append(f"{len(manifests)} models, {total / 60:.0f} min of training in all on "
                  f"{manifests[0]['trained_by']['machine']['cores']} CPU cores, {size / 1e6:.1f} MB in `models/` "
-                 "(with the snapshots of Fig. 5(a)).")
+                 "(with the snapshots of Fig. 5(a) and the probes' results, `models/measures/`).")
     return "\n".join(lines)
 
 

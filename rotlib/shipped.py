@@ -134,9 +134,9 @@ def backbones(profile) -> dict[str, tuple[str, object]]:
 
 
 def collect_measures(folder, profile, log=print) -> dict[str, dict]:
-    """The probes' results in the cache ``folder`` in the profile's evaluation precision on this machine, measured
-    on a network of :func:`backbones` (or on pixels), as shipped measures: ``{stem: {"config", "result",
-    "backbone": label}}``."""
+    """The measures (:data:`rotlib.store.MEASURES`) in the cache ``folder`` in the profile's evaluation precision on
+    this machine, measured on a network of :func:`backbones` (or on pixels), as shipped measures: ``{stem:
+    {"config", "result", "backbone": label}}``."""
     nets = backbones(profile)
     precision = run_fields(profile.device, profile.evaluation_precision)["precision"]
     out, foreign = {}, 0
@@ -147,13 +147,20 @@ def collect_measures(folder, profile, log=print) -> dict[str, dict]:
         config = entry["config"]
         if config["precision"] != precision:
             continue
-        if "backbone" in config and config["backbone"] not in nets:
+        net = _network(config)
+        if net is not None and net not in nets:
             foreign += 1                       # measured on a network that is not shipped: not shipped either
             continue
-        label = nets[config["backbone"]][0] if "backbone" in config else "pixels"
+        label = nets[net][0] if net is not None else "pixels"
         out[path.stem] = {"config": config, "result": entry["result"], "backbone": label}
     log(f"{len(out)} measures collected from {folder}; {foreign} on networks that are not shipped left out")
     return out
+
+
+def _network(config: dict) -> str | None:
+    """The digest of the network a measure's key names (``backbone`` of a probe, ``model`` of an accuracy); None
+    for a probe on pixels."""
+    return config.get("backbone", config.get("model"))
 
 
 def _family(entry: dict) -> str:
@@ -171,7 +178,7 @@ def sample_measures(entries: dict[str, dict], precisions) -> list[str]:
         c = e["config"]
         if c["precision"] not in precisions:
             continue
-        kind = (stem.rsplit("-", 1)[0], c["classifier"], c.get("per_class"), c.get("n_images"), _family(e),
+        kind = (stem.rsplit("-", 1)[0], c.get("classifier"), c.get("per_class"), c.get("n_images"), _family(e),
                 c["precision"])
         groups.setdefault(kind, []).append(stem)
     return [stems[i % len(stems)] for i, (_, stems) in enumerate(sorted(groups.items(), key=str))]
@@ -184,7 +191,11 @@ def remeasure(stem: str, entry: dict, profile, nets: dict) -> float:
     kind = stem.rsplit("-", 1)[0]
     if kind == "pixels":
         return E.pixel_probe(p, c["classifier"], c["per_class"], seed=c["seed"])
-    net = nets[c["backbone"]][1]
+    net = nets[_network(c)][1]
+    if kind == "rotacc":
+        return E.rotation_accuracy(net, p, c["rotations"])
+    if kind == "supacc":
+        return E.supervised_accuracy(net, p)
     if kind == "rotprobe":
         return E.rotation_probe(net, p, c["block"], c["classifier"], c["n_images"], seed=c["seed"])
     return E.probe(net, p, c["block"], c["classifier"], c["per_class"], seed=c["seed"])

@@ -190,7 +190,9 @@ def find_snapshot(stem: str, epoch: int) -> Path | None:
 
 
 # ---------------------------------------------------------------- measures: the probes' results (issue 31)
-MEASURES = ("probe", "rotprobe", "pixels")   # the cached results that train a classifier head: the slow ones
+# the cached results that ship: those that train a classifier head (the slow ones) and the test-set accuracies of
+# the shipped networks (a pass over the test images each, many per notebook)
+MEASURES = ("probe", "rotprobe", "pixels", "rotacc", "supacc")
 
 
 def measures_dir() -> Path:

@@ -33,10 +33,10 @@ def test_a_shipped_measure_is_found_under_its_exact_key_only(models, cache, monk
         raise AssertionError("computed although shipped")
     assert cached_json("probe", KEY, never) == 61.5
     assert cached_json("probe", {**KEY, "seed": 1}, lambda: 12.0) == 12.0           # another key: computed
-    rotacc = entry_stem("rotacc", KEY)                                   # not a kind of measure that ships: ignored
-    store.ship_measures({**store.read_measures(), rotacc: {"config": KEY, "result": 99.0, "backbone": "a RotNet"}},
+    other = entry_stem("attention", KEY)                                # not a kind of measure that ships: ignored
+    store.ship_measures({**store.read_measures(), other: {"config": KEY, "result": 99.0, "backbone": "a RotNet"}},
                         {"code": "test"})
-    assert cached_json("rotacc", KEY, lambda: 13.0) == 13.0
+    assert cached_json("attention", KEY, lambda: 13.0) == 13.0
     assert cached_json("probe", KEY, never) == 61.5
     monkeypatch.setenv("ROTLIB_SHIPPED_MEASURES", "0")
     assert cached_json("probe", {**KEY, "block": "conv3"}, lambda: 14.0) == 14.0
@@ -66,8 +66,8 @@ def test_measures_are_shipped_for_the_shipped_networks():
     nets = S.backbones(get_profile("quick"))
     for stem, entry in SHIPPED.items():
         assert entry_stem(stem.rsplit("-", 1)[0], entry["config"]) == stem
-        if "backbone" in entry["config"]:
-            assert nets[entry["config"]["backbone"]][0] == entry["backbone"], stem
+        net = entry["config"].get("backbone", entry["config"].get("model"))
+        assert entry["backbone"] == ("pixels" if net is None else nets[net][0]), stem
     made_by = json.loads((store.measures_dir() / "manifest.json").read_text())["made_by"]
     assert {e["config"]["precision"] for e in SHIPPED.values()} == set(made_by) and "bf16" in made_by
 
