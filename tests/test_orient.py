@@ -317,6 +317,23 @@ def test_evaluation_on_known_turns(oracle):
     assert set(ev.confident_mistakes()) <= set(torch.nonzero(ev.index == 5).flatten().tolist())
 
 
+def test_notebook_8s_evaluation_is_read_back_from_the_cache(tiny, monkeypatch):
+    """The tool's predictions on the test split are kept in the cache: the same evaluation read back (every
+    probability), without predicting again (make test computes them, the browser test and a re-run read them)."""
+    net = NetworkInNetwork(3, 16, 3, 4)
+    test = O.evaluation.E.load_split(tiny, "test")
+    orienter = O.Orienter(net, test.mean, test.std, 32)
+    first = O.evaluation.cached_evaluation(orienter, tiny)
+    fresh = O.evaluate(orienter, test.images)
+    assert torch.equal(first.probabilities, fresh.probabilities) and torch.equal(first.true, fresh.true)
+    assert torch.equal(first.index, fresh.index) and torch.equal(first.pred, fresh.pred)
+    monkeypatch.setattr(O.evaluation, "evaluate", lambda *a, **k: pytest.fail("predicted again"))
+    again = O.evaluation.cached_evaluation(orienter, tiny)
+    assert torch.equal(again.probabilities, first.probabilities)
+    with pytest.raises(pytest.fail.Exception, match="predicted again"):       # another orienter: its own entry
+        O.evaluation.cached_evaluation(O.Orienter(net, test.mean, test.std, 32, tta=True), tiny)
+
+
 def test_upload_widget(oracle):
     widget = O.OrientationWidget(oracle)
     buf = io.BytesIO()

@@ -7,6 +7,8 @@ import torch
 
 from .. import experiments as E
 from .. import results as R
+from ..cache import cached_json
+from ..identity import digest
 from ..evaluate import confusion_matrix
 from ..rotations import rotate
 from .orienter import Orienter, model_view
@@ -85,9 +87,12 @@ class Evaluation:
 
 def rotated_copies(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every image in every turn, turn-major: (rotated (4N, C, H, W), turn index (4N,), source index (4N,))."""
-    n = len(images)
-    rotated = torch.cat([rotate(images, k) for k in range(4)])
-    return rotated, torch.arange(4).repeat_interleave(n), torch.arange(n).repeat(4)
+    return (torch.cat([rotate(images, k) for k in range(4)]), *_turns(len(images)))
+
+
+def _turns(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The turn index and the source image index of :func:`rotated_copies`' 4N copies of N images."""
+    return torch.arange(4).repeat_interleave(n), torch.arange(n).repeat(4)
 
 
 def evaluate(orienter: Orienter, images: torch.Tensor, batch_size: int = 500) -> Evaluation:
@@ -95,9 +100,24 @@ def evaluate(orienter: Orienter, images: torch.Tensor, batch_size: int = 500) ->
     rotated, true, index = rotated_copies(images)
     views = model_view(rotated, orienter.size, orienter.channels) if images.shape[1] != orienter.channels or \
         images.shape[-1] != orienter.size else rotated
-    p = orienter.probabilities(views, batch_size)
+    return _evaluation(orienter.probabilities(views, batch_size), true, index)
+
+
+def _evaluation(p: torch.Tensor, true: torch.Tensor, index: torch.Tensor) -> Evaluation:
     conf, pred = p.max(1)
     return Evaluation(true, pred, conf, p, index)
+
+
+def cached_evaluation(orienter: Orienter, profile, split: str = "test") -> Evaluation:
+    """:func:`evaluate` on the profile's ``split``, its probabilities kept in the cache (``rotlib.cache``), keyed by
+    the model's weights, the orienter's settings and the data: notebook 8 re-run, or run again by the browser test
+    after ``make test``, reads them back instead of predicting 4,000 rotated images per seed again. The orienter
+    computes in fp32 (no autocast), so its key says fp32 whatever the profile's evaluation precision."""
+    images = E.load_split(profile, split).images
+    key = {**E.result_key(profile, orienter=digest(orienter.model), tta=orienter.tta, size=orienter.size,
+                          mean=orienter.mean, std=orienter.std, split=split), "precision": "fp32"}
+    p = cached_json("orient", key, lambda: evaluate(orienter, images).probabilities.tolist(), log=lambda m: None)
+    return _evaluation(torch.tensor(p, dtype=torch.float32), *_turns(len(images)))
 
 
 def measure(profile, threshold: float = DEFAULT_MIN_CONFIDENCE, notebook: str = "08", record: bool = True) -> dict:
@@ -110,10 +130,10 @@ def measure(profile, threshold: float = DEFAULT_MIN_CONFIDENCE, notebook: str = 
     (:func:`rotlib.results.record`). Returns ``{"entries": {name: entry},
     "evaluations": [...], "tta": [...], "orienters": [...]}`` (lists in seed order).
     """
-    test = E.load_split(profile, "test")
     orienters = [Orienter.from_profile(profile, seed=s, train=False) for s in profile.seeds]
-    evals = [evaluate(o, test.images) for o in orienters]
-    tta = [evaluate(Orienter(o.model, o.mean, o.std, o.size, tta=True, name=o.name), test.images) for o in orienters]
+    evals = [cached_evaluation(o, profile) for o in orienters]
+    tta = [cached_evaluation(Orienter(o.model, o.mean, o.std, o.size, tta=True, name=o.name), profile)
+           for o in orienters]
     at, at_tta = [e.coverage([threshold])[0] for e in evals], [e.coverage([threshold])[0] for e in tta]
     per_turn = [e.per_turn() for e in evals]
     values = {"orient.accuracy": [e.accuracy for e in evals],
