@@ -8,7 +8,9 @@ Above the store (:mod:`rotlib.results`), the verdicts (:mod:`rotlib.verdicts`) a
   verdict the markdown states the word the rule gave;
 - ``compare`` (``make test``): a fresh results file against the committed one, within tolerances widened by the
   runs on other CPU kinds (:mod:`rotlib.evidence`), and no firm verdict changed;
-- ``readme`` (``make results``) and ``table``: write or print the generated tables.
+- ``readme`` (``make results``) and ``table``: write or print the generated tables;
+- ``requote OLD.json``: after ``make notebooks`` recorded the results again, rewrite the hand-written quotes of the
+  old numbers in the notebooks' markdown, README.md and docs/ (:mod:`rotlib.requote`), and list what to check.
 """
 from __future__ import annotations
 
@@ -22,11 +24,9 @@ from . import verdicts as V
 from .evidence import evidence_dir, largest_mean_shift, load_runs
 from .readme import (checked_pages, generated_pages, models_page_path, readme_path, readme_table, write_models_page,
                      write_readme)
+from .requote import PAIR, requote_text
 from .results import load, results_path
 from .settings import current
-
-
-PAIR = re.compile(r"(-?\d+(?:\.(\d+))?)\s*±\s*(\d+(?:\.(\d+))?)")
 
 
 def _matches(results: dict, mean: str, mean_dec: str | None, std: str, std_dec: str | None) -> bool:
@@ -111,6 +111,41 @@ def compare(fresh: dict, committed: dict, evidence: dict | None = None) -> list[
     return problems
 
 
+def _own_quantities(results: dict, allowed: set[str]) -> dict:
+    """The quantities a markdown cell may quote: recorded by one of the ``allowed`` notebooks."""
+    return {k: e for k, e in results.items() if allowed & set(e.get("notebooks", [e.get("notebook")]))}
+
+
+def requote(old_file: Path, profile: str = "quick", write: bool = True) -> tuple[int, list[str]]:
+    """Rewrite the quotes of ``old_file``'s numbers (and of its verdicts) by the committed results' in the stored
+    notebooks' markdown cells, README.md and docs/*.md; return how many changed and what a person must check."""
+    import nbformat                                     # the notebooks' own reader and writer (their format kept)
+    old, new = json.loads(Path(old_file).read_text()), load(profile)
+    old_v, new_v = V.load(Path(old_file)), V.load(results_path(profile))
+    home, changed, check = current().home, 0, []
+    for path in sorted((home / "notebooks").glob("[0-9]*.ipynb")):
+        nb, own, edited = nbformat.read(path, as_version=4), path.name[:2], False
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "markdown":
+                continue
+            allowed = quoted_from(cell.source, own)
+            done = requote_text(cell.source, _own_quantities(old, allowed), _own_quantities(new, allowed), old_v,
+                                new_v, V.stated_word)
+            changed += done.changed
+            check += [f"{path.name} cell {i}: {c}" for c in done.check]
+            if done.text != cell.source:
+                cell.source, edited = done.text, True
+        if edited and write:
+            nbformat.write(nb, path)
+    for page in checked_pages():
+        done = requote_text(page.read_text(), old, new, old_v, new_v, V.stated_word)
+        changed += done.changed
+        check += [f"{page.relative_to(home)}: {c}" for c in done.check]
+        if write and done.changed:
+            page.write_text(done.text)
+    return changed, check
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rotlib.report", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -124,6 +159,10 @@ def main(argv=None) -> int:
     cmp_.add_argument("--evidence", type=Path, default=None,
                       help="a folder of runs on other CPU kinds (default: evidence/<profile>/ beside the committed "
                            "file): each tolerance at least twice the largest deviation seen there")
+    req = sub.add_parser("requote", help="after make notebooks: rewrite the markdown's quotes of the old results")
+    req.add_argument("old", type=Path, help="the results file as it was (its .verdicts.json beside it)")
+    req.add_argument("--profile", default="quick")
+    req.add_argument("--dry-run", action="store_true", help="only say what would change")
     args = parser.parse_args(argv)
     home = current().home
     if args.cmd == "table":
@@ -150,6 +189,13 @@ def main(argv=None) -> int:
         print(f"check-results: {len(problems)} problem(s) in README.md, {len(pages) - 1} docs/ pages and "
               f"{len(notebooks)} notebooks")
         return 1 if problems else 0
+    elif args.cmd == "requote":
+        changed, check = requote(args.old, args.profile, write=not args.dry_run)
+        for c in check:
+            print("CHECK", c)
+        print(f"requote: {changed} quote(s) {'would change' if args.dry_run else 'changed'}; {len(check)} place(s) "
+              "for a person to check; then `make results` and `make check-results`")
+        return 0
     elif args.cmd == "compare":
         fresh, committed = (json.loads(p.read_text()) for p in (args.fresh, args.committed))
         if args.evidence is not None and not args.evidence.is_dir():

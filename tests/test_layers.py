@@ -10,7 +10,8 @@ import rotlib
 PACKAGE = Path(rotlib.__file__).resolve().parent
 # imported inside a function on purpose: heavy or optional packages that the command line and most notebooks never
 # need (a plot, a widget, a table, an image decoder), so `import rotlib` and `python -m rotlib orient` stay light
-LAZY_OK = {"matplotlib", "ipywidgets", "pandas", "PIL", "torchvision", "numpy", "gzip", "urllib", "selenium", "seaborn"}
+LAZY_OK = {"matplotlib", "ipywidgets", "pandas", "PIL", "torchvision", "numpy", "gzip", "urllib", "selenium", "seaborn",
+           "nbformat"}   # nbformat: a dev dependency, only `python -m rotlib.report requote` needs it
 
 
 def _modules(root: Path = PACKAGE) -> dict[str, Path]:

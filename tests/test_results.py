@@ -180,3 +180,30 @@ def test_a_notebook_run_by_hand_writes_only_scratch(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["scratch"]
     assert (tmp_path / "results" / "scratch" / "quick.json").exists()
     assert (tmp_path / "results" / "scratch" / "quick.verdicts.json").exists()
+
+
+def test_requote_rewrites_quotes_of_the_old_numbers_and_lists_the_rest():
+    """After make notebooks records again: a pair that identifies its quantity and a verdict's parenthesis are
+    rewritten; a pair two quantities shared (now apart), a changed verdict word and a per-seed number are listed."""
+    from rotlib.requote import requote_text
+    from rotlib.verdicts import stated_word
+    old = {"a": {"value": 62.0, "std": 0.56}, "b": {"value": 48.5, "std": 1.2}, "c": {"value": 48.5, "std": 1.2},
+           "gap": {"value": 13.5, "std": 1.92}}
+    new = {"a": {"value": 62.8, "std": 0.61}, "b": {"value": 47.9, "std": 1.0}, "c": {"value": 48.1, "std": 1.1},
+           "gap": {"value": 14.9, "std": 1.5}}
+    verdict = {"word": "agrees", "firm": True, "diff": 13.5, "threshold": 2.22, "margin": 5.46}
+    moved = {"word": "tie", "firm": False, "diff": -0.5, "threshold": 1.0, "margin": 3.0}
+    text = ("RotNet 62.00 ± 0.56% vs 48.50 ± 1.20% (gap 13.50 ± 1.92, seeds 12.9, 13.50): <!-- verdict: a vs b -->"
+            "**agrees** (+13.50 points, threshold 2.22, margin 5.46). Random: -13.50 ± 1.92 the other way; "
+            "<!-- verdict: x vs y -->**tie** (−0.50, threshold 1.00).")
+    done = requote_text(text, old, new, {"a vs b": verdict, "x vs y": moved},
+                        {"a vs b": {**verdict, "diff": 14.9, "threshold": 1.73, "margin": 4.1},
+                         "x vs y": {**moved, "word": "differs", "diff": -1.2, "threshold": 0.8}}, stated_word)
+    assert "62.80 ± 0.61" in done.text and "gap 14.90 ± 1.50" in done.text and "-14.90 ± 1.50" in done.text
+    assert "**agrees** (+14.90 points, threshold 1.73, margin 4.10)" in done.text
+    assert "**tie** (−1.20, threshold 0.80)" in done.text
+    assert "48.50 ± 1.20" in done.text                                   # b and c shared it: not guessed
+    assert done.changed == 8
+    assert any("several quantities" in c for c in done.check)
+    assert any("'x vs y'" in c and "'differs'" in c for c in done.check)
+    assert any("13.50" in c for c in done.check)                         # the per-seed list's 13.50
