@@ -184,6 +184,11 @@ def sample_measures(entries: dict[str, dict], precisions) -> list[str]:
     return [stems[i % len(stems)] for i, (_, stems) in enumerate(sorted(groups.items(), key=str))]
 
 
+def native_precisions(profile) -> list[str]:
+    """The evaluation precisions this machine computes natively (bf16 only with AVX-512 BF16, AMX or a GPU)."""
+    return [p for p in ("bf16", "fp32") if not emulated_bf16(pick_device(profile.device), p)]
+
+
 def remeasure(stem: str, entry: dict, profile, nets: dict) -> float:
     """Compute a shipped measure again with today's code (its key's settings, on the network its key names)."""
     c = entry["config"]
@@ -210,8 +215,7 @@ def recheck_measures(profile, stems=None, log=print) -> list[dict]:
         raise RuntimeError("recheck_measures computes the measures: set ROTLIB_SHIPPED_MEASURES=0 and ROTLIB_CACHE "
                            "to an empty folder (python -m rotlib.shipped --recheck does)")
     entries = store.read_measures()
-    native = [p for p in ("bf16", "fp32") if not emulated_bf16(pick_device(profile.device), p)]
-    stems = sample_measures(entries, native) if stems is None else stems
+    stems = sample_measures(entries, native_precisions(profile)) if stems is None else stems
     nets = backbones(profile)
     out = []
     for i, stem in enumerate(stems, 1):
@@ -260,7 +264,8 @@ def main(argv=None) -> int:
             rows = recheck_measures(profile)
         moved = [r for r in rows if r["fresh"] != r["shipped"]]
         other_key = [r["stem"] for r in rows if not r["same_key"]]
-        print(f"{len(rows)} measures computed again: {len(rows) - len(moved)} identical, {len(moved)} not "
+        print(f"{len(rows)} measures computed again (the shipped ones in {native_precisions(profile)}, the "
+              f"precisions this CPU runs natively): {len(rows) - len(moved)} identical, {len(moved)} not "
               f"(largest move {max([abs(r['fresh'] - r['shipped']) for r in rows] or [0]):.2f} points)"
               + (f"; today's code computes another key for {other_key}: run `make measures`" if other_key else ""))
         return 1 if other_key else 0

@@ -80,8 +80,13 @@ def test_a_sample_of_every_kind_computes_again_within_the_spread_between_cpu_kin
     monkeypatch.setenv("ROTLIB_SHIPPED_MEASURES", "0")
     committed = results.load("quick")
     allowed = 1.5 * evidence.largest_seed_shift(committed, evidence.load_runs(evidence.committed_evidence_dir("quick")))
-    rows = S.recheck_measures(get_profile("quick"))
+    profile = get_profile("quick")
+    native = S.native_precisions(profile)
     made_by = json.loads((store.measures_dir() / "manifest.json").read_text())["made_by"]
+    if not set(native) & set(made_by):
+        pytest.skip(f"no measures are shipped in a precision this CPU runs natively ({native}; shipped: "
+                    f"{sorted(made_by)}): the notebooks compute every probe here, none is read")
+    rows = S.recheck_measures(profile)
     here = store.machine()
     same_kind = {p: all(m["machine"].get(k) == here[k] for k in ("cpu", "amx_bf16", "avx512_bf16", "torch"))
                  for p, m in made_by.items()}
