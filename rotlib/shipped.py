@@ -141,7 +141,7 @@ def collect_measures(folder, profile, log=print) -> dict[str, dict]:
     precision = run_fields(profile.device, profile.evaluation_precision)["precision"]
     out, foreign = {}, 0
     for path in sorted(Path(folder).glob("*.json")):
-        if path.stem.rsplit("-", 1)[0] not in store.MEASURES:
+        if measurement(path.stem) not in store.MEASURES:
             continue
         entry = json.loads(path.read_text())
         config = entry["config"]
@@ -155,6 +155,11 @@ def collect_measures(folder, profile, log=print) -> dict[str, dict]:
         out[path.stem] = {"config": config, "result": entry["result"], "backbone": label}
     log(f"{len(out)} measures collected from {folder}; {foreign} on networks that are not shipped left out")
     return out
+
+
+def measurement(stem: str) -> str:
+    """What a measure's cache stem measures ("probe", "rotacc", ...): the name before its key's hash."""
+    return stem.rsplit("-", 1)[0]
 
 
 def _network(config: dict) -> str | None:
@@ -178,7 +183,7 @@ def sample_measures(entries: dict[str, dict], precisions) -> list[str]:
         c = e["config"]
         if c["precision"] not in precisions:
             continue
-        kind = (stem.rsplit("-", 1)[0], c.get("classifier"), c.get("per_class"), c.get("n_images"), _family(e),
+        kind = (measurement(stem), c.get("classifier"), c.get("per_class"), c.get("n_images"), _family(e),
                 c["precision"])
         groups.setdefault(kind, []).append(stem)
     return [stems[i % len(stems)] for i, (_, stems) in enumerate(sorted(groups.items(), key=str))]
@@ -193,7 +198,7 @@ def remeasure(stem: str, entry: dict, profile, nets: dict) -> float:
     """Compute a shipped measure again with today's code (its key's settings, on the network its key names)."""
     c = entry["config"]
     p = profile.replace(eval_precision=c["precision"])
-    kind = stem.rsplit("-", 1)[0]
+    kind = measurement(stem)
     if kind == "pixels":
         return E.pixel_probe(p, c["classifier"], c["per_class"], seed=c["seed"])
     net = nets[_network(c)][1]

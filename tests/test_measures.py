@@ -65,7 +65,7 @@ def test_measures_are_shipped_for_the_shipped_networks():
     assert len(SHIPPED) >= 100, "run `make measures`"
     nets = S.backbones(get_profile("quick"))
     for stem, entry in SHIPPED.items():
-        assert entry_stem(stem.rsplit("-", 1)[0], entry["config"]) == stem
+        assert entry_stem(S.measurement(stem), entry["config"]) == stem
         net = entry["config"].get("backbone", entry["config"].get("model"))
         assert entry["backbone"] == ("pixels" if net is None else nets[net][0]), stem
     made_by = json.loads((store.measures_dir() / "manifest.json").read_text())["made_by"]
