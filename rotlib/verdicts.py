@@ -47,8 +47,8 @@ from .files import update_json
 from .results import record_dir, results_path
 
 Z = 2.0                     # a difference within Z standard errors is a tie
-MARGIN = 5.0                # a verdict is firm when its clearance is beyond MARGIN standard deviations of its move
-                            # between CPU kinds: at least twice the largest move seen (2.37; docs/every-cpu-kind.md)
+MARGIN = 5.5                # a verdict is firm when its clearance is beyond MARGIN standard deviations of its move
+                            # between CPU kinds: at least twice the largest move seen (2.63; docs/every-cpu-kind.md)
 CLAIMS = (None, "higher", "lower")
 WORDS = ("agrees", "differs", "tie", "higher", "lower")
 
