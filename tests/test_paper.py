@@ -40,4 +40,14 @@ def test_fig5_crossover_per_seed(two_seeds):
     out = P.fig5(two_seeds, per_class=(2, None))
     assert set(out["rotnet"]) == {2, None} and len(out["crossover"]) == 2
     assert out["labels"][0] == 2 * 10
-    assert out["rotnet"][None]["paper"] == 91.16 and out["supervised"][None]["paper"] == 92.80
+    # the fixture's "all labels" is not the paper's 5,000 per class: no paper number beside it
+    assert out["rotnet"][None]["paper"] is None and out["supervised"][None]["paper"] is None
+
+
+def test_the_papers_all_labels_end_point_only_at_its_budget(two_seeds, monkeypatch):
+    """Fig. 5(b)'s all-labels numbers (91.16, 92.80) stand beside ours only where "all" is CIFAR-10's 50,000."""
+    assert not P.all_labels_are_the_papers(two_seeds)                           # the small CIFAR-format fixture
+    assert not P.all_labels_are_the_papers(two_seeds.replace(dataset="cifar10-5k"))
+    monkeypatch.setattr(P.E, "labelled_subset", lambda profile, per_class: range(50_000))
+    assert P.all_labels_are_the_papers(two_seeds)
+    assert not P.all_labels_are_the_papers(two_seeds.replace(dataset="cifar10-5k"))
