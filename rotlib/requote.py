@@ -11,8 +11,8 @@ place:
 - in the parenthesis after a verdict marker, the old difference, ``threshold`` and ``margin`` by the new ones.
 
 What it cannot decide it lists for a person: an ambiguous pair, a verdict whose stated word changed, and every
-other number in the text that equals an old value of a quantity that moved (a per-seed list, a difference quoted
-in prose). It never touches code cells or outputs (re-executed, they are new already).
+other number in the text that equals an old value of a quantity that moved (a difference quoted in prose), and
+every list of a moved quantity's old per-seed values. It never touches code cells or outputs (re-executed, they are new already).
 """
 from __future__ import annotations
 
@@ -122,5 +122,23 @@ def requote_text(text: str, old: dict, new: dict, old_verdicts: dict, new_verdic
     if stale:
         out.check.append(f"numbers equal to an old value of a quantity that moved (per-seed lists, differences "
                          f"in prose?): {', '.join(stale)}")
+    for name, e in old.items():
+        if name in new and len(e.get("values", [])) > 1 and e["values"] != new[name]["values"]:
+            quoted = sorted(form for form in _seed_lists(e["values"]) if form in text)
+            if quoted:
+                out.check.append(f"the old per-seed values of {name} are quoted ({'; '.join(quoted)}): now "
+                                 f"{', '.join(_fmt(v, 2) for v in new[name]['values'])}")
     out.text = text
     return out
+
+
+def _seed_lists(values) -> set[str]:
+    """How text may write a list of per-seed values: one or two decimals, comma- or slash-separated, signed or not,
+    with a hyphen or a true minus."""
+    forms = set()
+    for decimals in (1, 2):
+        for sep in (", ", " / "):
+            for sign in ("", "+"):
+                plain = sep.join(f"{v:{sign}.{decimals}f}" for v in values)
+                forms |= {plain, plain.replace("-", "−")}
+    return forms

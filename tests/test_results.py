@@ -207,3 +207,9 @@ def test_requote_rewrites_quotes_of_the_old_numbers_and_lists_the_rest():
     assert any("several quantities" in c for c in done.check)
     assert any("'x vs y'" in c and "'differs'" in c for c in done.check)
     assert any("13.50" in c for c in done.check)                         # the per-seed list's 13.50
+    # a list of a moved quantity's old per-seed values (one decimal: not caught as a single number) is listed
+    seeds_old = {"gap": {"value": 1.57, "std": 0.12, "values": [1.7, 1.5, 1.5]}}
+    seeds_new = {"gap": {"value": 1.5, "std": 0.53, "values": [1.3, 2.1, 1.1]}}
+    listed = requote_text("the three differences (1.7, 1.5, 1.5) agree", seeds_old, seeds_new, {}, {}, stated_word)
+    assert listed.check == ["the old per-seed values of gap are quoted (1.7, 1.5, 1.5): now 1.30, 2.10, 1.10"]
+    assert requote_text("differences 1.3, 2.1, 1.1", seeds_old, seeds_new, {}, {}, stated_word).check == []
