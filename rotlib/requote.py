@@ -11,8 +11,8 @@ place:
 - in the parenthesis after a verdict marker, the old difference, ``threshold`` and ``margin`` by the new ones.
 
 What it cannot decide it lists for a person: an ambiguous pair, a verdict whose stated word changed, and every
-other number in the text that equals an old value of a quantity that moved (a difference quoted in prose), and
-every list of a moved quantity's old per-seed values. It never touches code cells or outputs (re-executed, they are new already).
+other number in the text that equals an old value of a quantity or an old verdict's difference that moved (a
+difference quoted in prose), and every list of a moved quantity's old per-seed values. It never touches code cells or outputs (re-executed, they are new already).
 """
 from __future__ import annotations
 
@@ -118,6 +118,8 @@ def requote_text(text: str, old: dict, new: dict, old_verdicts: dict, new_verdic
             out.changed += changed
     moved = {_fmt(abs(e["value"]), 2) for name, e in old.items() if name in new
              and _fmt(e["value"], 2) != _fmt(new[name]["value"], 2)}
+    moved |= {_fmt(abs(v["diff"]), 2) for key, v in old_verdicts.items() if key in new_verdicts    # a verdict's
+              and _fmt(v["diff"], 2) != _fmt(new_verdicts[key]["diff"], 2)}                    # difference in prose
     stale = sorted({m.group(2) for m in NUMBER.finditer(PAIR.sub("", text)) if m.group(2) in moved})
     if stale:
         out.check.append(f"numbers equal to an old value of a quantity that moved (per-seed lists, differences "

@@ -213,3 +213,8 @@ def test_requote_rewrites_quotes_of_the_old_numbers_and_lists_the_rest():
     listed = requote_text("the three differences (1.7, 1.5, 1.5) agree", seeds_old, seeds_new, {}, {}, stated_word)
     assert listed.check == ["the old per-seed values of gap are quoted (1.7, 1.5, 1.5): now 1.30, 2.10, 1.10"]
     assert requote_text("differences 1.3, 2.1, 1.1", seeds_old, seeds_new, {}, {}, stated_word).check == []
+    # an old verdict difference quoted in prose, away from its marker, is listed
+    prose = requote_text("conv2 beats conv4 by 19.93 points", {}, {}, {"c4 vs c2": {**verdict, "diff": -19.93}},
+                         {"c4 vs c2": {**verdict, "diff": -20.37}}, stated_word)
+    assert prose.check == ["numbers equal to an old value of a quantity that moved (per-seed lists, differences in "
+                           "prose?): 19.93"]
