@@ -12,7 +12,8 @@ place:
 
 What it cannot decide it lists for a person: an ambiguous pair, a verdict whose stated word changed, and every
 other number in the text that equals an old value of a quantity or an old verdict's difference that moved (a
-difference quoted in prose), and every list of a moved quantity's old per-seed values. It never touches code cells or outputs (re-executed, they are new already).
+difference quoted in prose), and every list of a moved quantity's old per-seed values. It never touches code cells
+or outputs (re-executed, they are new already).
 """
 from __future__ import annotations
 
