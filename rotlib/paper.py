@@ -65,20 +65,21 @@ NETWORKS = {"rotnet": rotnets, "random": random_nets, "supervised": supervised_n
 # ---------------------------------------------------------------- the models the notebooks load
 LABEL_BUDGETS = (20, 100, None)                      # notebook 7's labels per class (None: all; Table 3's baseline)
 TABLE2_SETS = ("4", "8", "2-0/180", "2-90/270")      # notebook 6's rotation sets (Table 2)
-BATCHING = {"all": "all4", "random": "random1"}      # notebook 2's batching comparison: mode -> its name
+BATCHING = {"all": "all4", "random": "random1", "random-images": "random1images"}  # notebook 2's batching variants
+                                                     # (profile.batching picks them): mode -> its name
 
 
 def models(profile: Profile) -> list[tuple[str, E.ModelSpec]]:
     """Every trained model the notebooks load, once each, as (label, spec): the main RotNet per seed, the
     supervised baseline per label budget and seed, and at the ablations' budget every Table 2 rotation set and the
-    one-random-rotation variant. ``make models`` trains and ships exactly these (:func:`rotlib.shipped.plan`);
+    one-random-rotation variants of ``profile.batching``. ``make models`` trains and ships exactly these (:func:`rotlib.shipped.plan`);
     under ``make test`` a notebook that asks for any other model fails (``ROTLIB_SHIPPED_ONLY``)."""
     out = [(f"RotNet, 4 rotations, {profile.rotnet_epochs} epochs, seed {s}", E.rotnet_spec(profile, seed=s))
            for s in profile.seeds]
     out += [(f"supervised from scratch, {_label(k)} labels/class, seed {s}", E.supervised_spec(profile, k, seed=s))
             for k in LABEL_BUDGETS for s in profile.seeds]
     a = profile.ablation
-    ablations = [(r, "all") for r in TABLE2_SETS] + [("4", mode) for mode in BATCHING if mode != "all"]
+    ablations = [(r, "all") for r in TABLE2_SETS] + [("4", mode) for mode in profile.batching if mode != "all"]
     out += [(f"ablation: RotNet, {canonical_rotation_set(r)} rotations, {mode}, {a['epochs']} epochs, seed {s}",
              E.rotnet_spec(profile, r, mode, seed=s, epochs=a["epochs"])) for s in a["seeds"] for r, mode in ablations]
     unique = {}                              # an ablation budget equal to the main one shares its models
@@ -131,14 +132,19 @@ def pretext_epochs(profile: Profile, epochs=None, notebook: str = "02") -> dict[
 
 
 def batching(profile: Profile, per_class: int | None = None, notebook: str = "02") -> dict[str, R.Entry]:
-    """All 4 rotations of an image in one batch vs one random rotation per image (Sec. 2.2), conv2 non-linear,
-    both at the ablations' budget."""
+    """All 4 rotations of an image in one batch vs one random rotation per image (Sec. 2.2), conv2 non-linear, each
+    variant of ``profile.batching`` at the ablations' budget: ``out[BATCHING[mode]]``, and all-4 minus each
+    one-random variant seed by seed, ``out["gap"]`` (equal compute, "random") and ``out["gap.images"]`` (the same
+    images per batch, "random-images")."""
     out = {}
-    for mode, label in BATCHING.items():
+    for mode in profile.batching:
+        label = BATCHING[mode]
         values = [E.probe(m, profile, "conv2", "nonlinear", per_class, seed=s)
                   for s, m in zip(profile.ablation["seeds"], rotnets(profile, mode=mode, ablation=True))]
         out[label] = _record(f"batching.{label}.{_label(per_class)}", values, profile, notebook)
-    out["gap"] = gap(f"gap.batching.{_label(per_class)}", out["all4"], out["random1"], profile, notebook)
+    for mode, key, name in (("random", "gap", "gap.batching"), ("random-images", "gap.images", "gap.batching.images")):
+        if mode in profile.batching:
+            out[key] = gap(f"{name}.{_label(per_class)}", out["all4"], out[BATCHING[mode]], profile, notebook)
     return out
 
 

@@ -34,6 +34,9 @@ from .profiles import get_profile
 from .rotations import rotation_angles
 from .settings import current
 
+SHIPPED_PLANS = ("quick", "quick-ablations32")   # models/ holds the plans of these profiles: quick's (the notebooks'),
+                                                # and issue 32's ablations as they are trained (rotlib.profiles)
+
 
 @dataclass
 class Job:
@@ -71,6 +74,13 @@ def plan(profile) -> list[Job]:
     return jobs
 
 
+def unplanned() -> list[str]:
+    """The models shipped in models/ that no plan of :data:`SHIPPED_PLANS` lists (orphans: delete them, or add
+    their profile)."""
+    planned = {job.spec.stem for name in SHIPPED_PLANS for job in plan(get_profile(name))}
+    return sorted(p.stem for p in store.models_dir().glob("*.pt") if p.stem not in planned)
+
+
 def snapshotter(spec: E.ModelSpec):
     """An ``on_epoch_end`` that keeps the weights after each of :func:`rotlib.store.snapshot_epochs` on the way to
     the model ``spec`` (Fig. 5(a))."""
@@ -104,9 +114,12 @@ def replay_snapshots(spec: E.ModelSpec, profile, log=print) -> None:
 
 
 def ship_all(profile, log=print) -> None:
-    """Train (or load from the cache) every model of :func:`plan` not yet shipped, and ship each as it is ready."""
+    """Train (or load from the cache) every model of :func:`plan` not yet shipped, cheapest first, and ship each as
+    it is ready."""
     jobs = plan(profile)
-    missing = [j for j in jobs if not j.shipped()]
+    # cheapest first (stable: plan order within a cost): the seeds of one variant cost the same and finish together,
+    # and a run cut short has shipped the most models and whole comparisons
+    missing = sorted((j for j in jobs if not j.shipped()), key=lambda j: j.seconds)
     log(f"make models: {len(jobs)} models, {len(missing)} to train, roughly "
         f"{sum(j.seconds for j in missing) / 60:.0f} min on 2 CPU cores (less on a CPU with AMX)")
     for j in jobs:
@@ -279,6 +292,14 @@ def main(argv=None) -> int:
             print(f"{'shipped' if job.shipped() else 'missing'}  {job.spec.stem}  {job.label}")
         print(f"snapshots of seed {profile.seeds[0]}: missing after epochs "
               f"{missing_snapshots(E.rotnet_spec(profile, seed=profile.seeds[0]))}")
+        others = {job.spec.stem for job in plan(profile)}
+        for name in SHIPPED_PLANS:
+            extra = [job for job in plan(get_profile(name)) if job.spec.stem not in others and job.shipped()]
+            others |= {job.spec.stem for job in extra}
+            for job in extra:
+                print(f"shipped  {job.spec.stem}  {job.label}  (in the plan of profile {name!r}, not this one)")
+        for stem in unplanned():
+            print(f"orphan   {stem}  in no plan of {SHIPPED_PLANS}: delete it, or add its profile there")
         return 0
     keep_freed_memory()
     t0 = time.time()

@@ -51,3 +51,18 @@ def test_the_papers_all_labels_end_point_only_at_its_budget(two_seeds, monkeypat
     monkeypatch.setattr(P.E, "labelled_subset", lambda profile, per_class: range(50_000))
     assert P.all_labels_are_the_papers(two_seeds)
     assert not P.all_labels_are_the_papers(two_seeds.replace(dataset="cifar10-5k"))
+
+
+def test_batching_compares_each_variant_of_the_profile_with_all_four(two_seeds):
+    """P.batching: one entry per variant of profile.batching, and all-4 minus each one-random variant seed by seed
+    ("gap": equal compute; "gap.images": the same images per batch, the paper's wording)."""
+    one_seed = two_seeds.replace(seeds=(0,))
+    out = P.batching(one_seed.replace(batching=("all", "random", "random-images")), per_class=2)
+    assert {"all4", "random1", "random1images", "gap", "gap.images"} == set(out)
+    for key, other in (("gap", "random1"), ("gap.images", "random1images")):
+        diff = [a - b for a, b in zip(out["all4"]["values"], out[other]["values"])]
+        assert out[key]["values"] == pytest.approx(diff, abs=0.011)
+    assert out["gap.images"]["name"] == "gap.batching.images.2"
+    assert set(P.batching(one_seed, per_class=2)) == {"all4", "random1", "gap"}       # the default: equal compute
+    with pytest.raises(ValueError, match="batching must start with 'all'"):
+        two_seeds.replace(batching=("random", "all"))

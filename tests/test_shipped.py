@@ -58,18 +58,20 @@ def test_every_model_the_notebooks_use_is_shipped():
 
 
 def test_the_plan_is_the_notebooks_list_and_everything_shipped_is_in_it():
-    """One list (rotlib.paper.models) drives `make models`; models/ holds exactly it (nothing orphaned)."""
+    """One list (rotlib.paper.models) drives `make models`; models/ holds the quick profile's plan and, as they are
+    trained, issue 32's (S.SHIPPED_PLANS), and nothing else (nothing orphaned)."""
     profile = get_profile("quick")
     planned = [job.spec.stem for job in S.plan(profile)]
     assert planned == [spec.stem for _, spec in P.models(profile)] and len(set(planned)) == len(planned)
-    assert sorted(p.stem for p in store.models_dir().glob("*.pt")) == sorted(planned)
+    shipped = {p.stem for p in store.models_dir().glob("*.pt")}
+    assert set(planned) <= shipped and S.unplanned() == []
     snapshots = {p.name.rsplit("-at", 1)[0] for p in (store.models_dir() / "snapshots").glob("*.pt")}
     assert snapshots == {E.rotnet_spec(profile, seed=profile.seeds[0]).stem}
     kinds = {(spec.config["kind"], spec.config.get("rotations"), spec.config.get("mode"), spec.config.get("per_class"))
              for _, spec in P.models(profile)}
     assert {("supervised", None, None, k) for k in P.LABEL_BUDGETS} <= kinds           # notebook 7's budgets
     assert {("rotnet", E.canonical_rotation_set(r), "all", None) for r in P.TABLE2_SETS} <= kinds   # notebook 6
-    assert {("rotnet", "4", m, None) for m in P.BATCHING} <= kinds                      # notebook 2's batching
+    assert {("rotnet", "4", m, None) for m in profile.batching} <= kinds                # notebook 2's batching
 
 
 def test_a_model_that_is_not_shipped_is_an_error_under_make_test(tiny, tmp_path, monkeypatch):
@@ -263,3 +265,56 @@ def test_the_papers_batching_comparison_is_its_own_model():
     assert len({spec.stem for spec in runs.values()}) == 3 and runs["random-images"].config["mode"] == "random-images"
     with pytest.raises(ValueError, match="mode must be one of"):
         E.rotnet_spec(profile, mode="random-4")
+
+
+def test_issue32s_plan_trains_the_ablations_at_the_main_budget():
+    """quick-ablations32: the ablations at the main RotNet's 32 epochs and seeds (its 4-rotation reference is the
+    main RotNet itself), every rotation set for the same epochs, both batching variants: 15 new RotNets."""
+    quick, staged = get_profile("quick"), get_profile("quick-ablations32")
+    old = {spec.stem for _, spec in P.models(quick)}
+    new = {spec.stem: spec.config for _, spec in P.models(staged) if spec.stem not in old}
+    assert {spec.stem for _, spec in P.models(staged)} & old == {spec.stem for label, spec in P.models(quick)
+                                                                  if not label.startswith("ablation")}
+    runs = sorted((c["rotations"], c["mode"], c["train"]["batch_size"], c["train"]["epochs"]) for c in new.values())
+    assert runs == sorted(3 * [("2-0/180", "all", 16, 32), ("2-90/270", "all", 16, 32), ("8", "all", 16, 32),
+                               ("4", "random", 64, 128), ("4", "random-images", 16, 32)])
+    assert sorted(c["seed"] for c in new.values()) == 5 * [0] + 5 * [1] + 5 * [2]
+    reference = E.rotnet_spec(staged, "4", "all", seed=0, epochs=staged.ablation["epochs"])
+    assert reference.stem == E.rotnet_spec(quick, seed=0).stem
+
+
+def test_list_names_what_no_plan_holds(tmp_path, monkeypatch, capsys):
+    """A model in models/ that no plan of SHIPPED_PLANS lists is an orphan, and `--list` says so."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for p in store.models_dir().glob("*.pt"):
+        (models / p.name).symlink_to(p)
+    monkeypatch.setenv("ROTLIB_MODELS", str(models))
+    assert S.unplanned() == []
+    (models / "rotnet-cifar10-5k-000000000000.pt").write_bytes(b"")
+    assert S.unplanned() == ["rotnet-cifar10-5k-000000000000"]
+    S.main(["--profile", "quick", "--list"])
+    assert "orphan   rotnet-cifar10-5k-000000000000" in capsys.readouterr().out
+
+
+def test_make_models_trains_the_cheapest_missing_model_first(monkeypatch):
+    """An interrupted `make models` (issue 32's plan spans sessions) has shipped the most models: cheapest first,
+    plan order among equals, nothing already shipped trained again."""
+    trained = []
+
+    class Spec:
+        def __init__(self, name):
+            self.stem = name
+
+        def get(self, exact=False, log=None):
+            trained.append(self.stem)
+
+    costs = {"a": 900, "b": 200, "c": 450, "d": 200, "shipped": 10}
+    jobs = [S.Job(name, Spec(name), cost) for name, cost in costs.items()]
+    monkeypatch.setattr(S, "plan", lambda profile: jobs)
+    monkeypatch.setattr(S.Job, "shipped", lambda job: job.label == "shipped")
+    monkeypatch.setattr(S.store, "ship", lambda *args: None)
+    monkeypatch.setattr(S.store, "read_manifest", lambda stem: {"train_seconds": 1})
+    monkeypatch.setattr(S, "replay_snapshots", lambda *args: None)
+    S.ship_all(get_profile("quick"), log=lambda m: None)
+    assert trained == ["b", "d", "c", "a"]
