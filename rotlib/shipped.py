@@ -27,7 +27,7 @@ from . import experiments as E
 from . import paper as P
 from . import store
 from .cache import cache_dir
-from .devices import emulated_bf16, pick_device
+from .devices import EMULATED_BF16_SLOWDOWN, emulated_bf16, pick_device
 from .identity import digest, run_fields
 from .memory import keep_freed_memory
 from .profiles import get_profile
@@ -122,6 +122,13 @@ def ship_all(profile, log=print) -> None:
     missing = sorted((j for j in jobs if not j.shipped()), key=lambda j: j.seconds)
     log(f"make models: {len(jobs)} models, {len(missing)} to train, roughly "
         f"{sum(j.seconds for j in missing) / 60:.0f} min on 2 CPU cores (less on a CPU with AMX)")
+    device = pick_device(profile.device)
+    slow = sum(j.seconds for j in missing if emulated_bf16(device, j.spec.config["train"]["precision"]))
+    if slow:
+        lo, hi = EMULATED_BF16_SLOWDOWN
+        log(f"  this CPU has no native bf16 (AVX-512 BF16 or AMX): the recipe's bf16 is emulated, {lo} to {hi} times "
+            f"slower than the estimate, so about {slow * lo / 3600:.0f} to {slow * hi / 3600:.0f} hours here; a CPU "
+            "with native bf16 trains the same models in the time above")
     for j in jobs:
         log(f"  {'train  ' if j in missing else 'shipped'}  {j.label}  (~{j.seconds / 60:.0f} min)")
     for i, job in enumerate(missing, 1):

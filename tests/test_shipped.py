@@ -300,8 +300,6 @@ def test_list_names_what_no_plan_holds(tmp_path, monkeypatch, capsys):
 def test_make_models_trains_the_cheapest_missing_model_first(monkeypatch):
     """An interrupted `make models` (issue 32's plan spans sessions) has shipped the most models: cheapest first,
     plan order among equals, nothing already shipped trained again."""
-    trained = []
-
     class Spec:
         def __init__(self, name):
             self.stem = name
@@ -316,5 +314,11 @@ def test_make_models_trains_the_cheapest_missing_model_first(monkeypatch):
     monkeypatch.setattr(S.store, "ship", lambda *args: None)
     monkeypatch.setattr(S.store, "read_manifest", lambda stem: {"train_seconds": 1})
     monkeypatch.setattr(S, "replay_snapshots", lambda *args: None)
-    S.ship_all(get_profile("quick"), log=lambda m: None)
-    assert trained == ["b", "d", "c", "a"]
+    Spec.config = {"train": {"precision": "bf16"}}                   # the quick recipe's pinned bf16
+    for emulated in (False, True):                                   # a CPU with native bf16, one without
+        monkeypatch.setattr(S, "emulated_bf16", lambda device, precision: emulated)
+        trained, said = [], []
+        S.ship_all(get_profile("quick"), log=said.append)
+        assert trained == ["b", "d", "c", "a"]
+        warned = [line for line in said if "no native bf16" in line]
+        assert len(warned) == emulated and all("about 4 to 6 hours here" in line for line in warned)  # 1,750 s x 9-12
