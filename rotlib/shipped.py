@@ -158,7 +158,7 @@ def collect_measures(folder, profile, log=print) -> dict[str, dict]:
     this machine, measured on a network of :func:`backbones` (or on pixels), as shipped measures: ``{stem:
     {"config", "result", "backbone": label}}``."""
     nets = backbones(profile)
-    precision = run_fields(profile.device, profile.evaluation_precision)["precision"]
+    precision = evaluation_precision(profile)
     out, foreign = {}, 0
     for path in sorted(Path(folder).glob("*.json")):
         if measurement(path.stem) not in store.MEASURES:
@@ -209,9 +209,10 @@ def sample_measures(entries: dict[str, dict], precisions) -> list[str]:
     return [stems[i % len(stems)] for i, (_, stems) in enumerate(sorted(groups.items(), key=str))]
 
 
-def native_precisions(profile) -> list[str]:
-    """The evaluation precisions this machine computes natively (bf16 only with AVX-512 BF16, AMX or a GPU)."""
-    return [p for p in ("bf16", "fp32") if not emulated_bf16(pick_device(profile.device), p)]
+def evaluation_precision(profile) -> str:
+    """The precision the profile's probes are computed in on this machine, so the shipped measures its notebooks
+    read here: bf16 with AVX-512 BF16, AMX or a GPU, else fp32 (``eval_precision="auto"``)."""
+    return run_fields(profile.device, profile.evaluation_precision)["precision"]
 
 
 def remeasure(stem: str, entry: dict, profile, nets: dict) -> float:
@@ -232,15 +233,15 @@ def remeasure(stem: str, entry: dict, profile, nets: dict) -> float:
 
 
 def recheck_measures(profile, stems=None, log=print) -> list[dict]:
-    """Compute a sample of the shipped measures again (:func:`sample_measures`, in the precisions this machine runs
-    natively) and return ``[{"stem", "backbone", "precision", "shipped", "fresh", "same_key"}]``. ``same_key``: today's code
+    """Compute a sample of the shipped measures again (:func:`sample_measures`, in the precision this machine's
+    notebooks read, :func:`evaluation_precision`; CI on each CPU kind checks its own) and return ``[{"stem", "backbone", "precision", "shipped", "fresh", "same_key"}]``. ``same_key``: today's code
     stored its result under the shipped entry's stem (it computes the same key). Needs a throw-away cache and
     ``ROTLIB_SHIPPED_MEASURES=0``, else it would only read the shipped results back."""
     if current().shipped_measures:
         raise RuntimeError("recheck_measures computes the measures: set ROTLIB_SHIPPED_MEASURES=0 and ROTLIB_CACHE "
                            "to an empty folder (python -m rotlib.shipped --recheck does)")
     entries = store.read_measures()
-    stems = sample_measures(entries, native_precisions(profile)) if stems is None else stems
+    stems = sample_measures(entries, [evaluation_precision(profile)]) if stems is None else stems
     nets = backbones(profile)
     out = []
     for i, stem in enumerate(stems, 1):
@@ -289,8 +290,8 @@ def main(argv=None) -> int:
             rows = recheck_measures(profile)
         moved = [r for r in rows if r["fresh"] != r["shipped"]]
         other_key = [r["stem"] for r in rows if not r["same_key"]]
-        print(f"{len(rows)} measures computed again (the shipped ones in {native_precisions(profile)}, the "
-              f"precisions this CPU runs natively): {len(rows) - len(moved)} identical, {len(moved)} not "
+        print(f"{len(rows)} measures computed again (the shipped ones in {evaluation_precision(profile)}, the "
+              f"precision of this CPU's probes): {len(rows) - len(moved)} identical, {len(moved)} not "
               f"(largest move {max([abs(r['fresh'] - r['shipped']) for r in rows] or [0]):.2f} points)"
               + (f"; today's code computes another key for {other_key}: run `make measures`" if other_key else ""))
         return 1 if other_key else 0

@@ -81,12 +81,12 @@ def test_a_sample_of_every_kind_computes_again_within_the_spread_between_cpu_kin
     committed = results.load("quick")
     allowed = 1.5 * evidence.largest_seed_shift(committed, evidence.load_runs(evidence.committed_evidence_dir("quick")))
     profile = get_profile("quick")
-    native = S.native_precisions(profile)
+    precision = S.evaluation_precision(profile)
     made_by = json.loads((store.measures_dir() / "manifest.json").read_text())["made_by"]
-    if not set(native) & set(made_by):
-        pytest.skip(f"no measures are shipped in a precision this CPU runs natively ({native}; shipped: "
-                    f"{sorted(made_by)}): the notebooks compute every probe here, none is read")
+    assert set(made_by) == {"bf16", "fp32"}, "the measures of both evaluation precisions ship (make measures on a " \
+        "CPU with native bf16 and on one without)"
     rows = S.recheck_measures(profile)
+    assert {r["precision"] for r in rows} == {precision}          # what this CPU kind's notebooks read
     here = store.machine()
     same_kind = {p: all(m["machine"].get(k) == here[k] for k in ("cpu", "amx_bf16", "avx512_bf16", "torch"))
                  for p, m in made_by.items()}
