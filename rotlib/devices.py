@@ -75,11 +75,6 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
     return precision
 
 
-# How much slower a quick-profile RotNet step runs in emulated bf16 than in fp32 on a CPU without native bf16, measured
-# on the 2-core AMD EPYC without AVX-512: 1.8 s vs 0.15 s (an earlier session), 1.37 s vs 0.155 s (issue 32).
-EMULATED_BF16_SLOWDOWN = (9, 12)
-
-
 def emulated_bf16(device: torch.device, precision: str) -> bool:
     """True when ``precision`` resolves to bf16 on a CPU without native bf16 (no AVX-512 BF16 or AMX)."""
     return (device.type == "cpu" and resolve_precision(device, precision) == "bf16"

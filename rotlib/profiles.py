@@ -13,6 +13,9 @@ from .settings import current
 from .checks import PRECISIONS, fractions, optional_whole_number, positive_number, whole_number
 
 
+MODES = {"all": "all", "random": "random", "random-images": "random"}   # a RotNet's batching -> its task's mode
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -69,9 +72,10 @@ class Profile:
             whole_number(self.ablation_epochs, "ablation_epochs", 1, ": an untrained model would be cached as if trained")
         if not self.seeds or (self.ablation_seeds is not None and not self.ablation_seeds):
             raise ValueError("seeds and ablation_seeds need at least one seed each")
-        if not self.batching or self.batching[0] != "all" or len(set(self.batching)) != len(self.batching):
-            raise ValueError(f"batching must start with 'all' (the reference) and name each variant once, got "
-                             f"{self.batching!r}")
+        if not self.batching or self.batching[0] != "all" or len(set(self.batching)) != len(self.batching) \
+                or not set(self.batching) <= set(MODES):
+            raise ValueError(f"batching must start with 'all' (the reference) and name each of {list(MODES)} at most "
+                             f"once, got {self.batching!r}")
         positive_number(self.lr, "lr (learning rate)")
         positive_number(self.finetune_lr, "finetune_lr (learning rate of fine-tuning)")
         whole_number(self.finetune_epochs, "finetune_epochs", 1, ": an untrained model would be cached as if trained")
@@ -141,7 +145,7 @@ PROFILES = {
     # Issue 32's recipe for the ablations, trained for the quick profile's shipped models: Table 2 and the batching
     # comparison at the main RotNet's budget (32 epochs, its 3 seeds, so the 4-rotation reference is the main RotNet
     # itself), every rotation set for the same epochs (the paper's protocol), and both batching variants. Its 15
-    # new RotNets take about 3.4 hours on a CPU with native bf16 (and ~12x that where bf16 is emulated), more than one
+    # new RotNets take about 3.4 hours on a CPU with native bf16 (48 to 65 where bf16 is emulated), more than one
     # session: `make models PROFILE=quick-ablations32` trains what is missing, and each is shipped (and committed) as
     # it finishes; models/ holds this plan beside quick's (rotlib.shipped.SHIPPED_PLANS). When all are shipped,
     # the quick profile takes these settings, notebooks 2 and 6 are rebuilt on them, and this entry goes.

@@ -27,10 +27,10 @@ from . import experiments as E
 from . import paper as P
 from . import store
 from .cache import cache_dir
-from .devices import EMULATED_BF16_SLOWDOWN, emulated_bf16, pick_device
+from .devices import emulated_bf16, pick_device
 from .identity import digest, run_fields
 from .memory import keep_freed_memory
-from .profiles import get_profile
+from .profiles import PROFILES, get_profile
 from .rotations import rotation_angles
 from .settings import current
 
@@ -49,16 +49,21 @@ class Job:
         return (store.models_dir() / f"{self.spec.stem}.pt").exists()
 
 
+SECONDS_PER_EPOCH = 30.0              # cost(): an epoch of the width-64 RotNet, 5,000 images x 4 rotations, 2 cores
+EMULATED_SECONDS_PER_EPOCH = (430.0, 560.0)   # the same in emulated bf16 (AMD EPYC without AVX-512: 1.37 s a step of
+                                              # 16 x 4 images in issue 32, 1.8 s in an earlier session; 313 steps)
+
+
 def cost(profile, spec: E.ModelSpec) -> float:
-    """Rough seconds on a 2-core CPU: ~30 s per 20,000 images seen (one epoch of the width-64 RotNet on 5,000
-    images in 4 rotations, measured ~18 s on an Intel Xeon with AMX and ~30 s on an AMD EPYC without it: the
-    slower is quoted), scaled by the width squared."""
+    """Rough seconds on a 2-core CPU with native bf16: ``SECONDS_PER_EPOCH`` per 20,000 images seen (one epoch of
+    the width-64 RotNet on 5,000 images in 4 rotations, measured ~18 s on an Intel Xeon with AMX and ~30 s on an AMD
+    EPYC without it: the slower is quoted), scaled by the width squared."""
     c = spec.config
     if c["kind"] == "rotnet":
         images = (profile.n_train or 5000) * (len(rotation_angles(c["rotations"])) if c["mode"] == "all" else 1)
     else:
         images = len(E.labelled_subset(profile, c["per_class"]))
-    return 30.0 * c["train"]["epochs"] * images / 20000 * (profile.width / 64) ** 2
+    return SECONDS_PER_EPOCH * c["train"]["epochs"] * images / 20000 * (profile.width / 64) ** 2
 
 
 def plan(profile) -> list[Job]:
@@ -77,8 +82,9 @@ def plan(profile) -> list[Job]:
 def unplanned() -> list[str]:
     """The models shipped in models/ that no plan of :data:`SHIPPED_PLANS` lists (orphans: delete them, or add
     their profile)."""
-    planned = {job.spec.stem for name in SHIPPED_PLANS for job in plan(get_profile(name))}
-    return sorted(p.stem for p in store.models_dir().glob("*.pt") if p.stem not in planned)
+    planned = {job.spec.stem for name in SHIPPED_PLANS for job in plan(PROFILES[name])}   # as shipped: no $ROTLIB_*
+    shipped = {p.stem for pattern in ("*.pt", "*.json") for p in store.models_dir().glob(pattern)}
+    return sorted(shipped - planned)
 
 
 def snapshotter(spec: E.ModelSpec):
@@ -125,11 +131,10 @@ def ship_all(profile, log=print) -> None:
     device = pick_device(profile.device)
     slow = sum(j.seconds for j in missing if emulated_bf16(device, j.spec.config["train"]["precision"]))
     if slow:
-        lo, hi = EMULATED_BF16_SLOWDOWN
-        log(f"  this CPU has no native bf16 (AVX-512 BF16 or AMX): the recipe's bf16 is emulated, {lo} to {hi} times "
-            f"slower than the estimate, so about {slow * lo / 3600:.0f} to {slow * hi / 3600:.0f} hours here; a CPU "
-            "with native bf16 trains the same models in the time above")
-    for j in jobs:
+        lo, hi = (slow * s / SECONDS_PER_EPOCH / 3600 for s in EMULATED_SECONDS_PER_EPOCH)
+        log(f"  this CPU has no native bf16 (AVX-512 BF16 or AMX): the recipe's bf16 is emulated, so about {lo:.1f} to "
+            f"{hi:.1f} hours here; a CPU with native bf16 trains the same models in the time above")
+    for j in [j for j in jobs if j not in missing] + missing:          # in the order they are trained
         log(f"  {'train  ' if j in missing else 'shipped'}  {j.label}  (~{j.seconds / 60:.0f} min)")
     for i, job in enumerate(missing, 1):
         log(f"[{i}/{len(missing)}] {job.label}")
@@ -302,7 +307,7 @@ def main(argv=None) -> int:
               f"{missing_snapshots(E.rotnet_spec(profile, seed=profile.seeds[0]))}")
         others = {job.spec.stem for job in plan(profile)}
         for name in SHIPPED_PLANS:
-            extra = [job for job in plan(get_profile(name)) if job.spec.stem not in others and job.shipped()]
+            extra = [job for job in plan(PROFILES[name]) if job.spec.stem not in others and job.shipped()]
             others |= {job.spec.stem for job in extra}
             for job in extra:
                 print(f"shipped  {job.spec.stem}  {job.label}  (in the plan of profile {name!r}, not this one)")

@@ -64,5 +64,6 @@ def test_batching_compares_each_variant_of_the_profile_with_all_four(two_seeds):
         assert out[key]["values"] == pytest.approx(diff, abs=0.011)
     assert out["gap.images"]["name"] == "gap.batching.images.2"
     assert set(P.batching(one_seed, per_class=2)) == {"all4", "random1", "gap"}       # the default: equal compute
-    with pytest.raises(ValueError, match="batching must start with 'all'"):
-        two_seeds.replace(batching=("random", "all"))
+    for wrong in (("random", "all"), ("all", "random", "random"), ("all", "random-4")):
+        with pytest.raises(ValueError, match="batching must start with 'all'"):
+            two_seeds.replace(batching=wrong)

@@ -21,7 +21,7 @@ from ..checkpoints import load_weights
 from ..devices import emulated_bf16, pick_device
 from ..identity import MODEL_FORMAT, run_fields
 from ..models import NetworkInNetwork
-from ..profiles import PROFILES, Profile
+from ..profiles import MODES, PROFILES, Profile
 from ..rotations import canonical_rotation_set, rotation_angles
 from ..train import ClassificationTask, RotationTask, TrainConfig, fit
 from .splits import build_network, data_fields, epochs_for, labelled_subset, load_split
@@ -103,8 +103,6 @@ def train_rotnet(profile: Profile, rotations: str = "4", mode: str = "all", seed
     """A RotNet trained on the pretext task (shipped or cached; see :func:`rotnet_spec`)."""
     return rotnet_spec(profile, rotations, mode, seed, epochs, progress, on_epoch_end).get()
 
-
-MODES = {"all": "all", "random": "random", "random-images": "random"}   # a RotNet's batching -> its task's mode
 
 
 def rotnet_spec(profile: Profile, rotations: str = "4", mode: str = "all", seed: int = 0,
