@@ -145,7 +145,7 @@ PROFILES = {
     # Issue 32's recipe for the ablations, trained for the quick profile's shipped models: Table 2 and the batching
     # comparison at the main RotNet's budget (32 epochs, its 3 seeds, so the 4-rotation reference is the main RotNet
     # itself), every rotation set for the same epochs (the paper's protocol), and both batching variants. Its 15
-    # new RotNets take about 3.4 hours on a CPU with native bf16 (48 to 65 where bf16 is emulated), more than one
+    # new RotNets take about 3.4 hours on a CPU with native bf16 (49 to 63 where bf16 is emulated), more than one
     # session: `make models PROFILE=quick-ablations32` trains what is missing, and each is shipped (and committed) as
     # it finishes; models/ holds this plan beside quick's (rotlib.shipped.SHIPPED_PLANS). When all are shipped,
     # the quick profile takes these settings, notebooks 2 and 6 are rebuilt on them, and this entry goes.
