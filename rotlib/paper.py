@@ -72,8 +72,9 @@ BATCHING = {"all": "all4", "random": "random1", "random-images": "random1images"
 def models(profile: Profile) -> list[tuple[str, E.ModelSpec]]:
     """Every trained model the notebooks load, once each, as (label, spec): the main RotNet per seed, the
     supervised baseline per label budget and seed, and at the ablations' budget every Table 2 rotation set and the
-    one-random-rotation variants of ``profile.batching``. ``make models`` trains and ships exactly these (:func:`rotlib.shipped.plan`);
-    under ``make test`` a notebook that asks for any other model fails (``ROTLIB_SHIPPED_ONLY``)."""
+    one-random-rotation variants of ``profile.batching``. ``make models`` trains and ships exactly these
+    (:func:`rotlib.shipped.plan`); under ``make test`` a notebook that asks for any other model fails
+    (``ROTLIB_SHIPPED_ONLY``)."""
     out = [(f"RotNet, 4 rotations, {profile.rotnet_epochs} epochs, seed {s}", E.rotnet_spec(profile, seed=s))
            for s in profile.seeds]
     out += [(f"supervised from scratch, {_label(k)} labels/class, seed {s}", E.supervised_spec(profile, k, seed=s))

@@ -104,7 +104,6 @@ def train_rotnet(profile: Profile, rotations: str = "4", mode: str = "all", seed
     return rotnet_spec(profile, rotations, mode, seed, epochs, progress, on_epoch_end).get()
 
 
-
 def rotnet_spec(profile: Profile, rotations: str = "4", mode: str = "all", seed: int = 0,
                 epochs: int | None = None, progress: bool = True, on_epoch_end=None) -> ModelSpec:
     """A RotNet trained on the pretext task.
